@@ -1,0 +1,223 @@
+"""One trial: build, train, evaluate on the workload's cadence, stop at target or budget.
+
+The loop reads top to bottom like nanoGPT's ``train.py``: seed, build the model, the
+optimizer and its schedule, then for each step: batch, loss, backward, clip, step, record;
+every ``eval_every`` steps pause the clock, evaluate in eval mode (schedule-free optimizers
+switched too), and stop once the target is met. Time-to-target counts training time only
+(AlgoPerf, Dahl et al. 2023, "Timing": evaluation time is excluded and stored apart).
+
+A diverged run (non-finite loss, or a loss above ``divergence_factor`` times its first
+value) and a run that raises are *recorded outcomes* with infinite time-to-target, never a
+crash of the benchmark.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from steplab import optimizers
+from steplab.algorithms import ResolvedAlgorithm
+from steplab.errors import SpecError
+from steplab.recorder import Recorder, package_versions
+from steplab.results import TrialResult, TrialSpec
+from steplab.store import Store
+from steplab.workloads.base import Workload
+
+#: called after every evaluation with (step, budget, metrics, train_time_s); for progress bars
+Progress = Callable[[int, int, dict[str, float], float], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How a trial is run (not what is run: that is the ``TrialSpec``)."""
+
+    #: "cpu", "cuda", "cuda:1"...; None picks CUDA when available
+    device: str | None = None
+    #: stop when the target is reached (False: train to the end of the budget)
+    stop_at_target: bool = True
+    #: a loss above this multiple of the first step's loss counts as diverged
+    divergence_factor: float = 20.0
+    #: torch intra-op threads for this trial (None leaves torch's setting)
+    threads: int | None = None
+    #: record gradient and update norms per step (the recorder's cost is measured in
+    #: benchmarks/overhead.py)
+    record_norms: bool = True
+
+
+def pick_device(name: str | None = None) -> torch.device:
+    """``name`` if given and available, else CUDA when present, else CPU."""
+    if name is None or name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise SpecError(f"unknown device {name!r}; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SpecError(f"device {name!r} requested but CUDA is not available here; use --device cpu")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def run_trial(
+    workload: Workload,
+    algorithm: ResolvedAlgorithm,
+    seed: int,
+    *,
+    store: Store | None = None,
+    study_id: int | None = None,
+    index: int = 0,
+    config: TrainConfig | None = None,
+    progress: Progress | None = None,
+    name: str | None = None,
+) -> TrialResult:
+    """Train ``algorithm`` on ``workload`` with ``seed`` for the workload's budget; record the
+    trace into ``store`` when given. Returns the finished ``TrialResult``."""
+    cfg = config or TrainConfig()
+    device = pick_device(cfg.device)
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    budget = workload.budget_steps
+    target = workload.target
+    spec = TrialSpec(
+        workload=workload.name,
+        variant=workload.variant,
+        algorithm=algorithm.name,
+        algorithm_spec=algorithm.to_dict(),
+        hyperparameters=dict(algorithm.hyperparameters),
+        seed=seed,
+        budget_steps=budget,
+        study_id=study_id,
+        index=index,
+        stop_at_target=cfg.stop_at_target,
+    )
+    trial_id = None
+    if store is not None:
+        trial_id = store.start_trial(
+            spec, name=name, host=socket.gethostname(), versions=package_versions(), device=str(device)
+        )
+
+    seed_everything(seed)
+    model = workload.init_model(seed).to(device)
+    model.train()
+    opt, lr_scheduler = algorithm.build(model, budget)
+    optimizers.train_mode(opt)
+    batches = workload.batches(seed, device)
+    rec = Recorder(
+        opt,
+        store=store,
+        trial_id=trial_id,
+        grad_norm=cfg.record_norms,
+        l1=cfg.record_norms,
+        update_norm=cfg.record_norms,
+    )
+    params = [p for p in model.parameters() if p.requires_grad]
+    check_every = 1 if device.type == "cpu" else workload.eval_every
+
+    status, message = "budget", ""
+    steps_done = 0
+    first_loss = math.nan
+    time_to_target, steps_to_target = math.inf, math.inf
+    metrics: dict[str, float] = {}
+    best = math.nan
+    try:
+        for step in range(budget):
+            loss = workload.loss(model, next(batches))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if algorithm.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(params, algorithm.grad_clip)
+            opt.step()
+            lr_scheduler.step()
+            rec.log(loss)
+            steps_done = step + 1
+
+            if step % check_every == 0 or steps_done == budget:
+                value = float(loss.detach())
+                if step == 0:
+                    first_loss = value
+                if not math.isfinite(value) or value > cfg.divergence_factor * max(first_loss, 1e-8):
+                    status = "diverged"
+                    message = f"loss {value:.4g} at step {step} (first loss {first_loss:.4g})"
+                    break
+
+            if steps_done % workload.eval_every == 0 or steps_done == budget:
+                _sync(device)
+                with rec.evaluating(), optimizers.eval_mode(opt):
+                    model.eval()
+                    metrics = workload.evaluate(model, device)
+                    model.train()
+                rec.eval(**metrics)
+                value = metrics.get(target.metric, math.nan)
+                if not math.isfinite(value) and target.metric.endswith("loss"):
+                    status, message = "diverged", f"{target.metric} is {value} at step {steps_done}"
+                    break
+                if math.isfinite(value):
+                    better = max if target.mode == "max" else min
+                    best = value if math.isnan(best) else better(best, value)
+                if progress is not None:
+                    progress(steps_done, budget, metrics, rec.train_time_s)
+                if target.reached(value) and math.isinf(time_to_target):
+                    time_to_target, steps_to_target = rec.train_time_s, float(steps_done)
+                    if cfg.stop_at_target:
+                        break
+    except (KeyboardInterrupt, SystemExit):
+        rec.close()  # the trial stays "running": a resumed benchmark discards and re-runs it
+        raise
+    except Exception as e:  # a broken trial is a recorded outcome, not a crash
+        status = "failed"
+        message = f"{type(e).__name__}: {e}".replace("\n", " ")[:500]
+
+    _sync(device)
+    train_time = rec.train_time_s
+    rec.close()
+    if math.isfinite(time_to_target) and status != "diverged":
+        status = "reached"
+    elif status == "diverged":
+        time_to_target, steps_to_target = math.inf, math.inf
+    final = dict(metrics)
+    final[f"best/{target.metric}"] = best
+    result = TrialResult(
+        spec=spec,
+        status=status,  # type: ignore[arg-type]
+        steps=steps_done,
+        train_time_s=train_time,
+        eval_time_s=rec.eval_time_s,
+        time_to_target_s=time_to_target,
+        steps_to_target=steps_to_target,
+        final_metrics=final,
+        message=message,
+        device=str(device),
+        host=socket.gethostname(),
+        versions=package_versions(),
+        id=trial_id,
+    )
+    if store is not None and trial_id is not None:
+        store.finish_trial(trial_id, result)
+    return result
+
+
+def elapsed(fn: Callable[[], Any]) -> float:
+    """Wall seconds ``fn()`` takes (for benchmarks)."""
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0

@@ -1,0 +1,132 @@
+"""The workload contract (after AlgoPerf's ``algoperf/spec.py``, Dahl et al. 2023).
+
+A workload is a real learning problem with a fixed data set, a model family, a loss, a
+held-out evaluation, a validation *target* and a step budget. Training algorithms are
+compared by how fast they reach the target. Metric names carry a ``train/`` or
+``validation/`` prefix, as AlgoPerf's ``eval_model`` does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+Batch = Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """A validation target: ``metric`` must reach ``value`` (>= for "max", <= for "min")."""
+
+    metric: str
+    value: float
+    mode: Literal["max", "min"] = "max"
+
+    def reached(self, value: float) -> bool:
+        """Whether ``value`` meets the target (NaN never does)."""
+        if value != value:  # NaN
+            return False
+        return value >= self.value if self.mode == "max" else value <= self.value
+
+
+class Workload(ABC):
+    """A learning problem with a budget and a target.
+
+    Subclasses set ``name`` and ``variants`` (variant name -> one-line description) and
+    implement the abstract members. ``variant`` picks one of ``variants``; ``"base"`` is
+    always present. ``budget_steps`` and ``target`` may be overridden per instance (a
+    suite's short budgets), everything else is fixed by the workload and variant.
+    """
+
+    name: str = ""
+    description: str = ""
+    variants: dict[str, str] = {"base": "the reference configuration"}
+
+    def __init__(
+        self,
+        variant: str = "base",
+        *,
+        budget_steps: int | None = None,
+        target: Target | None = None,
+    ) -> None:
+        from steplab.errors import WorkloadError
+
+        if variant not in self.variants:
+            known = ", ".join(sorted(self.variants))
+            raise WorkloadError(
+                f"unknown variant {variant!r} of workload {self.name!r}; known: {known}"
+            )
+        if budget_steps is not None and budget_steps < 1:
+            raise WorkloadError(f"budget_steps must be >= 1, got {budget_steps}")
+        self.variant = variant
+        self._budget_steps = budget_steps
+        self._target = target
+
+    # -- budget and target -------------------------------------------------------------
+    @property
+    def budget_steps(self) -> int:
+        """The step budget (AlgoPerf's ``step_hint``); schedules are built for it."""
+        return self._budget_steps if self._budget_steps is not None else self.default_budget_steps
+
+    @property
+    def target(self) -> Target:
+        """The validation target that defines time-to-result."""
+        return self._target if self._target is not None else self.default_target
+
+    @property
+    @abstractmethod
+    def default_budget_steps(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def default_target(self) -> Target: ...
+
+    @property
+    @abstractmethod
+    def eval_every(self) -> int:
+        """Evaluate on held-out data every this many steps."""
+
+    @property
+    @abstractmethod
+    def batch_size(self) -> int: ...
+
+    # -- model, data, loss, evaluation -------------------------------------------------
+    @abstractmethod
+    def init_model(self, seed: int) -> nn.Module:
+        """A freshly initialised model; the same seed gives the same weights."""
+
+    @abstractmethod
+    def batches(self, seed: int, device: torch.device) -> Iterator[Batch]:
+        """An endless, seeded stream of training batches already on ``device``."""
+
+    @abstractmethod
+    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        """The scalar training loss of ``model`` on ``batch`` (a 0-d tensor)."""
+
+    @abstractmethod
+    def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+        """Metrics on the held-out split, names prefixed ``validation/`` (model in eval mode,
+        no gradients; the caller sets the mode)."""
+
+    # -- identity ----------------------------------------------------------------------
+    @property
+    def key(self) -> str:
+        """``name`` or ``name:variant`` for non-base variants."""
+        return self.name if self.variant == "base" else f"{self.name}:{self.variant}"
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-able summary (stored with every trial)."""
+        t = self.target
+        return {
+            "name": self.name,
+            "variant": self.variant,
+            "budget_steps": self.budget_steps,
+            "eval_every": self.eval_every,
+            "batch_size": self.batch_size,
+            "target": {"metric": t.metric, "value": t.value, "mode": t.mode},
+        }

@@ -1,0 +1,224 @@
+"""The recorder: norms against hand computations, lr, training time, storage, flushing."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from steplab.errors import SpecError, StoreError
+from steplab.recorder import Recorder
+from steplab.results import STEP_COLUMNS, TrialSpec
+from steplab.store import open_store
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def tiny_problem(
+    seed: int = 0, device: str = "cpu"
+) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh(), torch.nn.Linear(3, 1))
+    x, y = torch.randn(16, 4), torch.randn(16, 1)
+    return model.to(device), x.to(device), y.to(device)
+
+
+def loss_of(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.mse_loss(model(x), y)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_norms_and_lr_match_hand_computation(device: str) -> None:
+    model, x, y = tiny_problem(device=device)
+    frozen = torch.nn.Parameter(torch.ones(5, device=device))  # grad stays None: ignored
+    opt = torch.optim.SGD(
+        [{"params": list(model.parameters())}, {"params": [frozen]}], lr=0.1, momentum=0.9
+    )
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 / (1 + s))
+    rec = Recorder(opt, flush_every=2)
+    expected = []
+    for _ in range(5):
+        loss = loss_of(model, x, y)
+        loss.backward()
+        grads = torch.cat([p.grad.flatten() for p in model.parameters()])
+        before = torch.cat([p.detach().flatten() for p in model.parameters()]).clone()
+        lr = opt.param_groups[0]["lr"]
+        opt.step()
+        after = torch.cat([p.detach().flatten() for p in model.parameters()])
+        rec.log(loss)
+        opt.zero_grad()
+        sched.step()
+        expected.append(
+            (
+                lr,
+                loss.item(),
+                torch.linalg.vector_norm(grads).item(),
+                torch.linalg.vector_norm(grads, 1).item(),
+                torch.linalg.vector_norm(after - before).item(),
+            )
+        )
+    trace = rec.trace()
+    assert list(trace) == list(STEP_COLUMNS)
+    assert trace["step"].tolist() == [0, 1, 2, 3, 4] and rec.step == 5
+    lr, loss, gn, gn1, un = (np.array(c) for c in zip(*expected, strict=True))
+    np.testing.assert_allclose(trace["lr"], lr)
+    np.testing.assert_allclose(trace["lr"], [0.1 / (1 + s) for s in range(5)])
+    np.testing.assert_allclose(trace["loss"], loss, rtol=1e-6)
+    np.testing.assert_allclose(trace["grad_norm"], gn, rtol=1e-5)
+    np.testing.assert_allclose(trace["grad_norm_l1"], gn1, rtol=1e-5)
+    np.testing.assert_allclose(trace["update_norm"], un, rtol=1e-4)
+    assert np.all(np.diff(trace["time_s"]) >= 0)
+    rec.close()
+
+
+def test_options_off_record_none() -> None:
+    model, x, y = tiny_problem()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    with Recorder(opt, l1=False, update_norm=False, grad_norm=True) as rec:
+        for _ in range(3):
+            loss_of(model, x, y).backward()
+            opt.step()
+            opt.zero_grad()  # no log(): loss not recorded
+    rows = rec.rows
+    assert [r.step for r in rows] == [0, 1, 2]
+    assert all(r.loss is None and r.grad_norm_l1 is None and r.update_norm is None for r in rows)
+    assert all(r.grad_norm is not None and r.grad_norm > 0 for r in rows)
+    # hooks are gone after close
+    loss_of(model, x, y).backward()
+    opt.step()
+    assert len(rec.rows) == 3
+
+
+def test_evaluating_time_is_excluded() -> None:
+    model, x, y = tiny_problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    rec = Recorder(opt)
+
+    def step() -> None:
+        loss = loss_of(model, x, y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        rec.log(loss)
+
+    step()
+    with rec.evaluating():
+        time.sleep(0.2)
+        rec.eval(**{"validation/loss": 0.5, "accuracy": torch.tensor(0.25)})
+    step()
+    times = rec.trace()["time_s"]
+    assert times[1] - times[0] < 0.05
+    assert rec.eval_time_s >= 0.2
+    evals = rec.eval_rows
+    assert [(e.step, e.split, e.metric, e.value) for e in evals] == [
+        (1, "validation", "validation/loss", 0.5),
+        (1, "validation", "validation/accuracy", 0.25),
+    ]
+    assert evals[0].time_s == pytest.approx(times[0], abs=0.05)
+    rec.log(**{"train/loss": 1.0})  # evals through log
+    assert rec.eval_rows[-1].split == "train" and rec.eval_rows[-1].step == 2
+    rec.close()
+
+
+def test_flush_boundary_and_db_round_trip(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    model, x, y = tiny_problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    with Recorder(
+        opt, db=str(db), name="my-run", config={"lr": 0.05, "path": tmp_path}, flush_every=3
+    ) as rec:
+        for i in range(7):
+            loss = loss_of(model, x, y)
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            rec.log(loss, **({"validation/loss": 0.1 * i} if i == 6 else {}))
+            if i == 2:
+                store = open_store(str(db))  # first flush happens at the next step
+                assert len(store.steps(rec.trial_id)["step"]) == 0
+            if i == 3:
+                assert len(store.steps(rec.trial_id)["step"]) == 3
+        assert len(rec.trace()["step"]) == 7
+    tid = rec.trial_id
+    trial = store.get_trial(tid)
+    assert trial.status == "budget" and trial.steps == 7
+    assert trial.spec.workload == "user" and trial.spec.algorithm == "SGD"
+    assert trial.spec.hyperparameters == {"lr": 0.05, "path": str(tmp_path)}
+    assert trial.final_metrics == {"validation/loss": pytest.approx(0.6)}
+    assert store.trial_info(tid)["name"] == "my-run"
+    trace = store.steps(tid)
+    assert trace["step"].tolist() == list(range(7))
+    assert np.all(np.isfinite(trace["loss"])) and np.all(trace["update_norm"] > 0)
+    assert [e.metric for e in store.evals(tid)] == ["validation/loss"]
+    store.close()
+
+
+def test_exception_in_with_block_marks_failed(tmp_path: Path) -> None:
+    db = str(tmp_path / "runs.db")
+    model, x, y = tiny_problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    with pytest.raises(RuntimeError, match="boom"):
+        with Recorder(opt, db=db) as rec:
+            loss_of(model, x, y).backward()
+            opt.step()
+            raise RuntimeError("boom\nsecond line")
+    with open_store(db) as store:
+        trial = store.get_trial(rec.trial_id)
+        assert trial.status == "failed" and trial.message == "RuntimeError: boom second line"
+        assert trial.steps == 1 and len(store.steps(rec.trial_id)["step"]) == 1
+
+
+def test_existing_trial_in_store(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "runs.db"))
+    tid = store.start_trial(TrialSpec("mnist", "base", "sgd", {}, {}, 0, 10))
+    model, x, y = tiny_problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    rec = Recorder(opt, store=store, trial_id=tid)
+    for _ in range(2):
+        loss = loss_of(model, x, y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        rec.log(loss)
+    rec.close()
+    assert store.get_trial(tid).status == "running"  # the caller finishes its own trial
+    assert store.steps(tid)["step"].tolist() == [0, 1]
+    with pytest.raises(StoreError, match="no trial"):
+        Recorder(opt, store=store, trial_id=99)
+    store.close()
+
+
+def test_bad_arguments_and_double_log() -> None:
+    model, x, y = tiny_problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    with pytest.raises(SpecError):
+        Recorder(opt, flush_every=0)
+    with pytest.raises(SpecError):
+        Recorder(opt, db="x.db", store=object())  # type: ignore[arg-type]
+    with pytest.raises(SpecError):
+        Recorder(opt, trial_id=1)
+    rec = Recorder(opt)
+    loss_of(model, x, y).backward()
+    opt.step()
+    with pytest.raises(SpecError, match="scalar"):
+        rec.log(torch.ones(3))
+    rec.log(1.0)
+    with pytest.warns(UserWarning, match="without a new optimizer step"):
+        rec.log(2.0)
+    assert rec.rows[0].loss == 1.0
+    rec.close()
+
+
+def test_nan_loss_is_recorded_as_nan() -> None:
+    model, x, y = tiny_problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    rec = Recorder(opt)
+    loss_of(model, x, y).backward()
+    opt.step()
+    rec.log(torch.tensor(math.nan))
+    assert math.isnan(rec.trace()["loss"][0]) and rec.rows[0].loss is None
+    rec.close()
