@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/steplab schedules plot wsd cosine rex onecycle inverse_sqrt --steps 1000 --out demo-schedules.png
+	$(BIN)/steplab bench examples/bench-quick.toml --workers 2 --db demo.db --html report.html
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider

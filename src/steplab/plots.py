@@ -38,3 +38,50 @@ def plot_schedules(
     fig.savefig(out)
     plt.close(fig)
     return out
+
+
+def plot_trace(steps: dict, evals: list, out: str | Path, *, title: str = "") -> Path:
+    """Four panels of one trial: training loss, learning rate, gradient norm (l2, and l1
+    when recorded) against the step, and every evaluation metric against the step."""
+    import numpy as np
+
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7), dpi=110)
+    x = steps["step"]
+    ax = axes[0, 0]
+    loss = steps["loss"]
+    ax.plot(x, loss, lw=0.6, alpha=0.35, color="C0", label="per step")
+    if len(loss) >= 20:
+        w = max(5, len(loss) // 50)
+        smooth = np.convolve(np.nan_to_num(loss), np.ones(w) / w, mode="valid")
+        ax.plot(x[w - 1:], smooth, lw=1.6, color="C0", label=f"moving average ({w})")
+    ax.set_title("training loss")
+    ax.set_yscale("log" if np.nanmin(loss) > 0 else "linear")
+    ax.legend(fontsize=8)
+    axes[0, 1].plot(x, steps["lr"], color="C1")
+    axes[0, 1].set_title("learning rate")
+    ax = axes[1, 0]
+    ax.plot(x, steps["grad_norm"], lw=0.8, color="C2", label="l2")
+    if np.isfinite(steps["grad_norm_l1"]).any():
+        ax2 = ax.twinx()
+        ax2.plot(x, steps["grad_norm_l1"], lw=0.8, color="C3", alpha=0.6, label="l1 (right axis)")
+        ax2.legend(loc="upper right", fontsize=8)
+    ax.set_title("gradient norm")
+    ax.legend(loc="upper left", fontsize=8)
+    ax = axes[1, 1]
+    metrics = sorted({e.metric for e in evals})
+    for i, m in enumerate(metrics):
+        pts = [(e.step, e.value) for e in evals if e.metric == m]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", color=f"C{i + 4}", label=m)
+    ax.set_title("evaluations")
+    if metrics:
+        ax.legend(fontsize=8)
+    for a in axes.flat:
+        a.set_xlabel("step")
+        a.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out

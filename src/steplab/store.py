@@ -61,7 +61,7 @@ from steplab.results import (
     TrialSpec,
 )
 
-__all__ = ["SCHEMA_VERSION", "DEFAULT_URL", "Store", "open_store"]
+__all__ = ["SCHEMA_VERSION", "DEFAULT_URL", "Store", "open_store", "resolve_url"]
 
 #: the schema this steplab reads and writes; a database with another version is refused
 SCHEMA_VERSION = 1
@@ -221,6 +221,16 @@ def _resolve(url: str | Path | None) -> tuple[str | URL, Path | None, str]:
             return parsed, Path(database), database
         return parsed, None, url
     return parsed, None, parsed.render_as_string(hide_password=True)
+
+
+def resolve_url(url: str | Path | None) -> str:
+    """The URL for ``url`` that works from any process on this machine: ``None`` and file
+    paths become ``sqlite:///`` URLs with an absolute path (worker processes and Ray tasks
+    may run in another directory); other URLs are returned unchanged."""
+    parsed, path, _ = _resolve(url)
+    if path is not None:
+        return f"sqlite:///{path.resolve()}"
+    return url if isinstance(url, str) else str(parsed)
 
 
 def _not_steplab(shown: str, reason: str) -> StoreError:

@@ -14,6 +14,7 @@ crash of the benchmark.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import random
 import socket
@@ -122,6 +123,9 @@ def run_trial(
     opt, lr_scheduler = algorithm.build(model, budget)
     optimizers.train_mode(opt)
     batches = workload.batches(seed, device)
+    # the first batch builds the data set: do that before the training clock starts
+    batches = itertools.chain([next(batches)], batches)
+    _sync(device)
     rec = Recorder(
         opt,
         store=store,

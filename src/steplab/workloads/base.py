@@ -46,6 +46,10 @@ class Workload(ABC):
     name: str = ""
     description: str = ""
     variants: dict[str, str] = {"base": "the reference configuration"}
+    #: the calibrated baseline that set the target (AlgoPerf sets targets from a tuned
+    #: baseline): an algorithm name and its hyperparameters
+    default_algorithm: str = "adamw-cosine"
+    default_hyperparameters: dict[str, Any] = {}
 
     def __init__(
         self,

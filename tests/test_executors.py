@@ -1,0 +1,228 @@
+"""Executors: every backend stores the same results for the same jobs (CPU, one thread,
+deterministic), results stream back one per job, and failures and Ctrl-C stop a run
+cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from steplab.algorithms import get_algorithm
+from steplab.errors import SpecError, SteplabError
+from steplab.executors import (
+    Executor,
+    ProcessPoolExecutor,
+    RayExecutor,
+    SerialExecutor,
+    make_executor,
+)
+from steplab.jobs import Job
+from steplab.store import open_store
+
+
+def make_jobs(budget_steps: int = 150, workload: str = "digits-mlp") -> list[Job]:
+    """2 learning rates x 2 seeds, trained to the end of the budget."""
+    algo = get_algorithm("adamw-cosine")
+    return [
+        Job(
+            workload=workload,
+            variant="base",
+            budget_steps=budget_steps,
+            target=None,
+            algorithm=algo.with_hyperparameters({"lr": lr}).to_dict(),
+            seed=seed,
+            study_id=None,
+            index=i,
+            stop_at_target=False,
+            device="cpu",
+            threads=1,
+        )
+        for i, (lr, seed) in enumerate((lr, seed) for lr in (3e-3, 3e-2) for seed in (0, 1))
+    ]
+
+
+JOBS = make_jobs()
+
+
+def stored(db: Path) -> dict[str, dict[str, Any]]:
+    """key -> what must not depend on the executor (times excluded)."""
+    out = {}
+    with open_store(str(db)) as store:
+        for trial in store.list_trials():
+            trace = store.steps(trial.id)
+            out[store.trial_info(trial.id)["key"]] = {
+                "status": trial.status,
+                "steps": trial.steps,
+                "final_metrics": trial.final_metrics,
+                "message": trial.message,
+                "step": trace["step"],
+                "loss": trace["loss"],
+                "lr": trace["lr"],
+                "grad_norm": trace["grad_norm"],
+                "evals": [(e.step, e.metric, e.value) for e in store.evals(trial.id)],
+            }
+    return out
+
+
+def run_all(executor: Executor, db: Path) -> dict[str, dict[str, Any]]:
+    with executor:
+        results = list(executor.run(JOBS, str(db)))
+    # one result per job, streamed back with the job's key
+    assert len(results) == len(JOBS)
+    assert sorted(r.spec.key() for r in results) == sorted(j.key() for j in JOBS)
+    assert all(r.id is not None for r in results)
+    return stored(db)
+
+
+def assert_same(got: dict[str, dict[str, Any]], want: dict[str, dict[str, Any]]) -> None:
+    assert sorted(got) == sorted(want) == sorted(j.key() for j in JOBS)
+    for key, expected in want.items():
+        actual = got[key]
+        for name in ("status", "steps", "final_metrics", "message", "evals"):
+            assert actual[name] == expected[name], (key, name)
+        for name in ("step", "loss", "lr", "grad_norm"):
+            assert np.array_equal(actual[name], expected[name], equal_nan=True), (key, name)
+
+
+@pytest.fixture(scope="module")
+def serial_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    db = tmp_path_factory.mktemp("serial") / "serial.db"
+    got = run_all(SerialExecutor(), db)
+    assert {v["status"] for v in got.values()} == {"budget"}
+    assert {v["steps"] for v in got.values()} == {JOBS[0].budget_steps}
+    return got
+
+
+def test_serial_runs_in_order(tmp_path: Path) -> None:
+    jobs = make_jobs(budget_steps=20, workload="logreg")
+    results = list(SerialExecutor().run(jobs, str(tmp_path / "s.db")))
+    assert [r.spec.key() for r in results] == [j.key() for j in jobs]
+
+
+def test_process_pool_matches_serial(
+    serial_results: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    assert_same(run_all(ProcessPoolExecutor(workers=2), tmp_path / "pool.db"), serial_results)
+
+
+@pytest.mark.ray
+def test_ray_matches_serial(serial_results: dict[str, dict[str, Any]], tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="needs the ray extra: pip install 'steplab[ray]'")
+    assert_same(run_all(RayExecutor(workers=2), tmp_path / "ray.db"), serial_results)
+    import ray
+
+    assert not ray.is_initialized()  # close() shut down the instance it started
+
+
+def test_process_pool_dead_worker_is_a_steplab_error(tmp_path: Path) -> None:
+    jobs = make_jobs(budget_steps=20, workload="logreg")[:1]
+    jobs += make_jobs(budget_steps=100_000, workload="logreg")[1:]
+    with ProcessPoolExecutor(workers=1) as executor:
+        results = executor.run(jobs, str(tmp_path / "dead.db"))
+        assert next(results).spec.key() == jobs[0].key()  # the worker is now on a long job
+        (process,) = executor._pool._processes.values()  # type: ignore[union-attr]
+        os.kill(process.pid, signal.SIGKILL)
+        with pytest.raises(SteplabError, match="worker process died"):
+            list(results)
+        assert executor._pool is None  # the broken pool was dropped; a new run starts anew
+
+
+def test_ctrl_c_stops_the_pool_quickly(tmp_path: Path) -> None:
+    db = tmp_path / "ctrlc.db"
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from steplab.executors import ProcessPoolExecutor
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_executors import make_jobs
+
+        if __name__ == "__main__":
+            jobs = make_jobs(budget_steps=100000, workload="logreg")
+            with ProcessPoolExecutor(workers=2) as ex:
+                print("started", flush=True)
+                for r in ex.run(jobs, {str(db)!r}):
+                    print("result", flush=True)
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # Ctrl-C delivered to the whole group, like a terminal
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "started"
+    # wait until both trials are running (their rows are in the store)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        if db.exists():
+            with open_store(str(db)) as store:
+                if len(store.list_trials(status="running")) == 2:
+                    break
+    else:
+        proc.kill()
+        pytest.fail("trials did not start")
+    t0 = time.monotonic()
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert time.monotonic() - t0 < 10
+    assert proc.returncode != 0
+    assert "KeyboardInterrupt" in err
+    assert err.count("Traceback") == 1, err  # the workers ignore SIGINT: one traceback only
+    with open_store(str(db)) as store:
+        assert {t.status for t in store.list_trials()} == {"running"}
+
+
+def test_make_executor() -> None:
+    assert isinstance(make_executor(), SerialExecutor)
+    pool = make_executor(workers=3)
+    assert isinstance(pool, ProcessPoolExecutor) and pool.workers == 3
+    assert list(pool.run([], "unused.db")) == []
+    pool.close()
+    with pytest.raises(SpecError, match="workers"):
+        make_executor(workers=0)
+    with pytest.raises(SpecError, match="ray"):
+        make_executor(ray=3)  # type: ignore[arg-type]
+    with pytest.raises(SpecError, match="in-memory"), ProcessPoolExecutor(workers=2) as pool:
+        list(pool.run(JOBS, "sqlite://"))
+
+
+def test_relative_db_path_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    jobs = make_jobs(budget_steps=5, workload="logreg")[:2]
+    with ProcessPoolExecutor(workers=1) as executor:
+        assert len(list(executor.run(jobs, "rel.db"))) == 2
+    with open_store(str(tmp_path / "rel.db")) as store:
+        assert len(store.list_trials(status="budget")) == 2
+
+
+def test_ray_missing_is_a_steplab_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(SteplabError, match=r"pip install 'steplab\[ray\]'"):
+        make_executor(workers=2, ray=True)
+
+
+def test_job_error_is_raised(tmp_path: Path) -> None:
+    bad = [Job("no-such-workload", "base", 10, None, JOBS[0].algorithm, 0, None, 0)]
+    with pytest.raises(SteplabError, match="unknown workload"):
+        list(SerialExecutor().run(bad, str(tmp_path / "bad.db")))
+    with (
+        ProcessPoolExecutor(workers=1) as executor,
+        pytest.raises(SteplabError, match="unknown workload"),
+    ):
+        list(executor.run(bad, str(tmp_path / "bad.db")))

@@ -1,0 +1,121 @@
+"""The train loop: determinism, divergence, timing, stopping, storage."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from steplab import algorithms, workloads
+from steplab.bench import get_suite
+from steplab.store import open_store
+from steplab.train import TrainConfig, pick_device, run_trial
+
+ADAMW = algorithms.get_algorithm("adamw-cosine")
+
+
+def test_same_seed_same_trace():
+    wl = workloads.get("digits-mlp", budget_steps=60)
+    cfg = TrainConfig(stop_at_target=False, threads=1)
+    traces = []
+    for _ in range(2):
+        store = open_store("sqlite://")
+        r = run_trial(wl, ADAMW.resolved(), 3, store=store, config=cfg)
+        traces.append((store.steps(r.id), r.final_metrics))
+    (a, ma), (b, mb) = traces
+    for col in ("loss", "lr", "grad_norm", "grad_norm_l1", "update_norm"):
+        assert np.array_equal(a[col], b[col]), col
+    assert ma == mb
+    store = open_store("sqlite://")
+    other = run_trial(wl, ADAMW.resolved(), 4, store=store, config=cfg)
+    assert not np.array_equal(store.steps(other.id)["loss"], a["loss"])
+
+
+def test_absurd_learning_rate_is_a_recorded_divergence():
+    store = open_store("sqlite://")
+    r = run_trial(workloads.get("logreg"), ADAMW.with_hyperparameters({"lr": 1e4}), 0, store=store)
+    assert r.status == "diverged"
+    assert math.isinf(r.time_to_target_s) and math.isinf(r.steps_to_target)
+    assert "loss" in r.message and "\n" not in r.message
+    assert store.get_trial(r.id).status == "diverged"
+    assert r.steps < workloads.get("logreg").budget_steps
+
+
+class SlowEval:
+    """Wraps a workload so that each evaluation sleeps: none of it may count as training."""
+
+    def __init__(self, inner, delay):
+        self._inner, self._delay = inner, delay
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def evaluate(self, model, device):
+        time.sleep(self._delay)
+        return self._inner.evaluate(model, device)
+
+
+def test_time_to_target_excludes_evaluation():
+    inner = workloads.get("digits-mlp", budget_steps=200)
+    wl = SlowEval(inner, 0.15)
+    t0 = time.perf_counter()
+    r = run_trial(wl, ADAMW.resolved(), 0, config=TrainConfig(stop_at_target=False, threads=1))
+    wall = time.perf_counter() - t0
+    n_evals = math.ceil(200 / inner.eval_every)
+    assert r.eval_time_s >= 0.15 * n_evals
+    assert r.train_time_s < wall - 0.15 * n_evals + 0.05
+    assert r.train_time_s + r.eval_time_s <= wall
+
+
+def test_stops_at_target_and_records_steps_to_target():
+    wl = workloads.get("digits-mlp")
+    r = run_trial(wl, ADAMW.resolved(), 0, config=TrainConfig(threads=1))
+    assert r.status == "reached"
+    assert r.steps == r.steps_to_target and r.steps % wl.eval_every == 0
+    assert r.final_metrics[wl.target.metric] >= wl.target.value
+    # without stopping, the same run continues to the budget and keeps the first hit
+    r2 = run_trial(wl, ADAMW.resolved(), 0, config=TrainConfig(threads=1, stop_at_target=False))
+    assert r2.steps == wl.budget_steps and r2.steps_to_target == r.steps_to_target
+    assert r2.status == "reached"
+
+
+def test_a_broken_workload_is_a_failed_trial_not_a_crash():
+    class Broken(SlowEval):
+        def loss(self, model, batch):
+            raise RuntimeError("shape mismatch\\nsecond line")
+
+    r = run_trial(Broken(workloads.get("logreg"), 0), ADAMW.resolved(), 0)
+    assert r.status == "failed" and "shape mismatch" in r.message and "\n" not in r.message
+
+
+def test_schedule_reaches_the_optimizer():
+    store = open_store("sqlite://")
+    wl = workloads.get("logreg", budget_steps=40)
+    algo = ADAMW.with_hyperparameters({"lr": 0.01, "schedule.end": 0.0})
+    r = run_trial(wl, algo, 0, store=store, config=TrainConfig(stop_at_target=False))
+    lr = store.steps(r.id)["lr"]
+    expected = [0.01 * algo.build_schedule(40)(k) for k in range(40)]
+    assert np.allclose(lr, expected, rtol=1e-9)
+
+
+def test_device_choice():
+    assert pick_device("cpu").type == "cpu"
+    assert pick_device(None).type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        from steplab.errors import SpecError
+
+        with pytest.raises(SpecError, match="CUDA is not available"):
+            pick_device("cuda")
+
+
+@pytest.mark.parametrize("entry", get_suite("quick").entries, ids=lambda e: e.key)
+def test_every_workload_reaches_its_target_with_the_default_algorithm(entry):
+    """The short configuration (the quick suite's budget and target): each workload with
+    its calibrated baseline must reach its target within the budget (seed 0)."""
+    wl = entry.build()
+    algo = algorithms.get_algorithm(wl.default_algorithm).with_hyperparameters(wl.default_hyperparameters)
+    r = run_trial(wl, algo, 0, config=TrainConfig(threads=1))
+    assert r.status == "reached", (r.status, r.final_metrics, r.message)
