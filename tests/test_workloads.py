@@ -122,6 +122,8 @@ def test_overrides():
     wl = workloads.get("digits-mlp", budget_steps=10)
     assert wl.budget_steps == 10
     assert wl.default_budget_steps > 10
+    # the evaluation cadence follows an overridden budget (a suite's short runs)
+    assert workloads.get("charlm", budget_steps=1200).eval_every == 60
 
 
 def test_datasets_are_cached_and_fixed():

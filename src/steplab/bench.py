@@ -66,18 +66,28 @@ class Suite:
 
 
 def _quick() -> Suite:
-    # Short budgets sized so that `make demo` (6 baselines x every workload x 2 quasi-random
-    # trials, 2 workers) stays under 10 minutes on 2 CPU cores; the targets are what the
-    # well-tuned AdamW baseline reaches within these budgets (see each workload's docstring).
+    """Every built-in workload at a lower bar: short budgets and targets that a good share
+    of each baseline's search space reaches (the workloads' own targets are set at the pace
+    of the *tuned* AdamW baseline, see their docstrings; with 2 quasi-random draws per study
+    most studies would miss them). Sized so that `make demo` (6 baselines x 5 workloads x
+    2 trials x 3 studies on 2 workers) takes about 5 minutes on 2 CPU cores."""
+
+    def target(metric: str, value: float, mode: str) -> dict[str, Any]:
+        return {"metric": metric, "value": value, "mode": mode}
+
     return Suite(
         "quick",
-        "every built-in workload with short budgets (the make demo suite)",
+        "every built-in workload with short budgets and lower targets (the make demo suite)",
         (
-            SuiteEntry("digits-mlp"),
-            SuiteEntry("logreg"),
-            SuiteEntry("modarith"),
-            SuiteEntry("teacher-student"),
-            SuiteEntry("charlm", budget_steps=1200, target={"metric": "validation/loss", "value": 2.45, "mode": "min"}),
+            # 383/397 images; the tuned baseline passes it near step 120
+            SuiteEntry("digits-mlp", target=target("validation/accuracy", 0.965, "max")),
+            # the L-BFGS optimum's loss x 1.02 (the workload's own target is x 1.01)
+            SuiteEntry("logreg", target=target("validation/loss", 0.3653, "min")),
+            # grokking needs lr x weight decay >~ 0.07 within 300 steps: give it 600
+            SuiteEntry("modarith", budget_steps=600, target=target("validation/accuracy", 0.9, "max")),
+            SuiteEntry("teacher-student", target=target("validation/loss", 0.025, "min")),
+            # AdamW lr 2e-2 reaches 1.44-1.46 at 800 steps, lr 5e-3 1.68 (2 seeds)
+            SuiteEntry("charlm", budget_steps=600, target=target("validation/loss", 1.7, "min")),
         ),
     )
 

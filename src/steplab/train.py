@@ -94,6 +94,11 @@ def run_trial(
     """Train ``algorithm`` on ``workload`` with ``seed`` for the workload's budget; record the
     trace into ``store`` when given. Returns the finished ``TrialResult``."""
     cfg = config or TrainConfig()
+    if algorithm.label_smoothing:
+        raise SpecError(
+            f"algorithm {algorithm.name!r} sets label_smoothing={algorithm.label_smoothing}, which the "
+            "train loop does not apply yet; set it to 0"
+        )
     device = pick_device(cfg.device)
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)

@@ -1,12 +1,12 @@
 """``modarith``: modular addition ``a + b mod p``, the grokking problem.
 
 Power et al. 2022 ("Grokking: Generalization Beyond Overfitting on Small Algorithmic
-Datasets", arXiv 2201.02177) train on a fraction of the table of ``a o b mod p`` and hold out
-the rest: the network fits the training pairs early and generalizes to the held-out pairs
-much later, and weight decay (AdamW, wd 1) is among the most effective levers on that delay. For CPU
-speed steplab uses the embedding-MLP form of the problem (Liu et al. 2022, "Towards
-Understanding Grokking: An Effective Theory of Representation Learning"; Gromov 2023,
-"Grokking modular arithmetic") rather than Power et al.'s 2-layer transformer: learned
+Datasets", arXiv 2201.02177) train on a fraction of the table of ``a o b mod p`` and hold
+out the rest: the network fits the training pairs early and generalizes to the held-out
+pairs much later, and weight decay (AdamW, wd 1) is among the most effective levers on that
+delay. For CPU speed steplab uses the embedding-MLP form of the problem (Liu et al. 2022,
+"Towards Understanding Grokking: An Effective Theory of Representation Learning"; Gromov
+2023, "Grokking modular arithmetic") rather than Power et al.'s 2-layer transformer: learned
 embeddings of ``a`` and ``b`` (shared table, dimension 128) are concatenated and fed to one
 hidden layer (width 256, ReLU) and a linear read-out over the ``p`` answers, cross-entropy.
 
@@ -25,14 +25,15 @@ How the target was set
 ----------------------
 Target: 0.95 validation accuracy, the grokking criterion of Grokfast (Lee et al. 2024).
 Budget from ``benchmarks/calibrate_targets.py``: AdamW with weight decay 1 (on weights and
-embeddings, not biases) and betas (0.9, 0.98) as in Power et al., linear warm-up 5% +
-cosine to 0, 3 seeds, one thread; ~3.3 ms/step (a trial trains for ~1 s), evaluation every
-10 steps (~7% of training time). Grokking speed is set by the product lr x weight decay. A
-first scan (40% of the pairs, decay on every parameter): at lr 1e-3 (Power et al.'s value)
-the model had not grokked after 3000 steps, at 3e-3 it reached 0.92 by 3000 steps, at 1e-2
-0.95 by ~750, at 1e-1 by ~150; at 2e-1 and above training broke down. Base variant, budget
-300 steps, per peak lr (median best accuracy, worst seed's best by 70% of the budget, steps
-at which seeds reached 0.95; the training loss never rose above 1.1x its initial value):
+embeddings, not biases) and betas (0.9, 0.98) as in Power et al., linear warm-up 5% + cosine
+to 0, 3 seeds, one thread; ~3.3 ms/step (a trial trains for ~1 s), evaluation every 10 steps
+(1/30 of the budget; ~7% of training time). Grokking speed is set by the product lr x weight
+decay. A first scan (40% of the pairs, decay on every parameter): at lr 1e-3 (Power et al.'s
+value) the model had not grokked after 3000 steps, at 3e-3 it reached 0.92 by 3000 steps, at
+1e-2 0.95 by ~750, at 1e-1 by ~150; at 2e-1 and above training broke down. Base variant,
+budget 300 steps, per peak lr (median best accuracy, worst seed's best by 70% of the budget,
+steps at which seeds reached 0.95; the training loss never rose above 1.1x its initial
+value):
 
 =======  ======  ==========  =====================
 lr       best    worst @70%  reach 0.95 (steps)
@@ -136,7 +137,8 @@ class ModArith(Workload):
 
     @property
     def eval_every(self) -> int:
-        return 10
+        """30 evaluations per budget (the budget may be overridden by a suite)."""
+        return max(1, self.budget_steps // 30)
 
     @property
     def batch_size(self) -> int:
