@@ -4,6 +4,7 @@ a ``SteplabError`` is printed as one line on stderr with exit code 2, no traceba
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -352,7 +353,7 @@ def bench_cmd(
     seed: int | None = typer.Option(None, "--seed", help="Base seed of the QMC draws and the training runs."),
     sets: list[str] = typer.Option([], "--set", help="Override a field of every algorithm: key=value."),
     name: str | None = typer.Option(None, "--name", help="Name of the benchmark in the store (re-use it to resume)."),
-    workers: int = typer.Option(1, "--workers", "-j", min=1, help="Parallel worker processes."),
+    workers: int | None = typer.Option(None, "--workers", "-j", min=1, help="Parallel workers (default 1; with --ray, every CPU)."),
     ray: bool = typer.Option(False, "--ray", help="Run trials as Ray tasks (local Ray unless --ray-address)."),
     ray_address: str | None = typer.Option(None, "--ray-address", help="Address of a running Ray cluster."),
     html: str | None = typer.Option(None, "--html", help="Also write the HTML report here."),
@@ -400,7 +401,9 @@ def bench_cmd(
             f"{len(b.jobs) - len(todo)} already done, {len(todo)} to run"
         )
         if todo:
-            executor = make_executor(workers=workers, ray=ray_address if ray_address else ray)
+            use_ray = ray_address if ray_address else ray
+            n = workers if workers is not None else ((os.cpu_count() or 1) if use_ray else 1)
+            executor = make_executor(workers=n, ray=use_ray)
             with executor, Progress(
                 TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[last]}"),
                 TimeElapsedColumn(), TimeRemainingColumn(), console=console,
