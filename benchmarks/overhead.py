@@ -38,7 +38,7 @@ def bare_loop(wl: workloads.Workload, algo: algorithms.ResolvedAlgorithm, seed: 
         loss.backward()
         opt.step()
         sched.step()
-    float(loss)
+    float(loss.detach())
     return (time.perf_counter() - t0) / steps
 
 
