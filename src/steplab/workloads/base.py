@@ -19,6 +19,20 @@ from torch import nn
 Batch = Any
 
 
+def shuffled_batches(
+    x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int, device: torch.device
+) -> Iterator[Batch]:
+    """Endless minibatches ``(x[idx], y[idx])`` of preloaded tensors, reshuffled every epoch
+    by a CPU generator seeded ``seed`` (same order on every device); the ragged last batch
+    of an epoch is dropped."""
+    gen = torch.Generator().manual_seed(seed)
+    while True:
+        perm = torch.randperm(x.shape[0], generator=gen).to(device)
+        for i in range(0, x.shape[0] - batch_size + 1, batch_size):
+            idx = perm[i : i + batch_size]
+            yield x[idx], y[idx]
+
+
 @dataclasses.dataclass(frozen=True)
 class Target:
     """A validation target: ``metric`` must reach ``value`` (>= for "max", <= for "min")."""

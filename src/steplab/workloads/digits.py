@@ -46,7 +46,7 @@ import torch
 from torch import nn
 
 from steplab.workloads import register
-from steplab.workloads.base import Batch, Target, Workload
+from steplab.workloads.base import Batch, Target, Workload, shuffled_batches
 
 DATA_SEED = 0
 N_VALIDATION = 397
@@ -81,19 +81,6 @@ def _data(device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
             t(y_va, torch.long),
         )
     return _CACHE[key]  # type: ignore[return-value]
-
-
-def _epochs(
-    x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int, device: torch.device
-) -> Iterator[Batch]:
-    """Endless minibatches of (x, y), reshuffled every epoch by a generator seeded ``seed``
-    (the ragged last batch of an epoch is dropped)."""
-    gen = torch.Generator().manual_seed(seed)
-    while True:
-        perm = torch.randperm(x.shape[0], generator=gen).to(device)
-        for i in range(0, x.shape[0] - batch_size + 1, batch_size):
-            idx = perm[i : i + batch_size]
-            yield x[idx], y[idx]
 
 
 @register
@@ -135,7 +122,7 @@ class DigitsMLP(Workload):
 
     def batches(self, seed: int, device: torch.device) -> Iterator[Batch]:
         x, y, _, _ = _data(device)  # built here, not at the first next()
-        return _epochs(x, y, self.batch_size, seed, device)
+        return shuffled_batches(x, y, self.batch_size, seed, device)
 
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         x, y = batch

@@ -66,7 +66,7 @@ import torch
 from torch import nn
 
 from steplab.workloads import register
-from steplab.workloads.base import Batch, Target, Workload
+from steplab.workloads.base import Batch, Target, Workload, shuffled_batches
 
 DATA_SEED = 0
 DIM, N_TRAIN, N_VALIDATION, LOGIT_STD = 50, 5000, 5000, 3.0
@@ -123,19 +123,6 @@ def optimum(variant: str = "base", max_iter: int = 2000) -> float:
         return nn.functional.binary_cross_entropy_with_logits(xv @ w[:-1] + w[-1], yv).item()
 
 
-def _epochs(
-    x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int, device: torch.device
-) -> Iterator[Batch]:
-    """Endless minibatches of (x, y), reshuffled every epoch by a generator seeded ``seed``
-    (the ragged last batch of an epoch is dropped)."""
-    gen = torch.Generator().manual_seed(seed)
-    while True:
-        perm = torch.randperm(x.shape[0], generator=gen).to(device)
-        for i in range(0, x.shape[0] - batch_size + 1, batch_size):
-            idx = perm[i : i + batch_size]
-            yield x[idx], y[idx]
-
-
 @register
 class LogReg(Workload):
     """Logistic regression, d = 50, covariance condition number ``kappa`` (see module doc)."""
@@ -178,7 +165,7 @@ class LogReg(Workload):
 
     def batches(self, seed: int, device: torch.device) -> Iterator[Batch]:
         x, y, _, _ = _data(KAPPA[self.variant], device)  # built here, not at the first next()
-        return _epochs(x, y, self.batch_size, seed, device)
+        return shuffled_batches(x, y, self.batch_size, seed, device)
 
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         x, y = batch

@@ -60,7 +60,7 @@ import torch
 from torch import nn
 
 from steplab.workloads import register
-from steplab.workloads.base import Batch, Target, Workload
+from steplab.workloads.base import Batch, Target, Workload, shuffled_batches
 
 DATA_SEED = 0
 EMBED, HIDDEN, N_EVAL = 128, 256, 1024
@@ -80,19 +80,6 @@ def _data(p: int, frac: float, device: torch.device) -> tuple[torch.Tensor, ...]
         tr, va = perm[:n_train], perm[n_train:][:N_EVAL]
         _CACHE[key] = tuple(t.to(device) for t in (pairs[tr], y[tr], pairs[va], y[va]))
     return _CACHE[key]
-
-
-def _epochs(
-    x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int, device: torch.device
-) -> Iterator[Batch]:
-    """Endless minibatches of (x, y), reshuffled every epoch by a generator seeded ``seed``
-    (the ragged last batch of an epoch is dropped)."""
-    gen = torch.Generator().manual_seed(seed)
-    while True:
-        perm = torch.randperm(x.shape[0], generator=gen).to(device)
-        for i in range(0, x.shape[0] - batch_size + 1, batch_size):
-            idx = perm[i : i + batch_size]
-            yield x[idx], y[idx]
 
 
 class EmbedMLP(nn.Module):
@@ -151,7 +138,7 @@ class ModArith(Workload):
 
     def batches(self, seed: int, device: torch.device) -> Iterator[Batch]:
         x, y, _, _ = _data(*CONFIG[self.variant], device)  # built here, not at the first next()
-        return _epochs(x, y, self.batch_size, seed, device)
+        return shuffled_batches(x, y, self.batch_size, seed, device)
 
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         x, y = batch

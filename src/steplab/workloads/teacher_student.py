@@ -75,7 +75,7 @@ import torch
 from torch import nn
 
 from steplab.workloads import register
-from steplab.workloads.base import Batch, Target, Workload
+from steplab.workloads.base import Batch, Target, Workload, shuffled_batches
 
 DATA_SEED = 0
 DIM, N_TRAIN, N_VALIDATION, N_DIRECTIONS, NOISE_STD = 32, 2048, 2048, 2, 0.1
@@ -97,19 +97,6 @@ def _data(device: torch.device) -> tuple[torch.Tensor, ...]:
         y_train = y[:N_TRAIN] + noise
         _CACHE[key] = tuple(t.to(device) for t in (x[:N_TRAIN], y_train, x[N_TRAIN:], y[N_TRAIN:]))
     return _CACHE[key]
-
-
-def _epochs(
-    x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int, device: torch.device
-) -> Iterator[Batch]:
-    """Endless minibatches of (x, y), reshuffled every epoch by a generator seeded ``seed``
-    (the ragged last batch of an epoch is dropped)."""
-    gen = torch.Generator().manual_seed(seed)
-    while True:
-        perm = torch.randperm(x.shape[0], generator=gen).to(device)
-        for i in range(0, x.shape[0] - batch_size + 1, batch_size):
-            idx = perm[i : i + batch_size]
-            yield x[idx], y[idx]
 
 
 class TwoLayer(nn.Module):
@@ -171,7 +158,7 @@ class TeacherStudent(Workload):
 
     def batches(self, seed: int, device: torch.device) -> Iterator[Batch]:
         x, y, _, _ = _data(device)  # built here, not at the first next()
-        return _epochs(x, y, self.batch_size, seed, device)
+        return shuffled_batches(x, y, self.batch_size, seed, device)
 
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         x, y = batch
