@@ -104,10 +104,14 @@ class Workload(ABC):
     @abstractmethod
     def default_target(self) -> Target: ...
 
+    #: evaluations per budget; ``eval_every`` follows the budget, so a suite's shorter
+    #: budget keeps the same number of evaluations
+    evals_per_budget: int = 20
+
     @property
-    @abstractmethod
     def eval_every(self) -> int:
         """Evaluate on held-out data every this many steps."""
+        return max(1, self.budget_steps // self.evals_per_budget)
 
     @property
     @abstractmethod

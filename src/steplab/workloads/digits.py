@@ -105,11 +105,6 @@ class DigitsMLP(Workload):
         return Target("validation/accuracy", TARGET[self.variant], "max")
 
     @property
-    def eval_every(self) -> int:
-        """20 evaluations per budget (the budget may be overridden by a suite)."""
-        return max(1, self.budget_steps // 20)
-
-    @property
     def batch_size(self) -> int:
         return 64
 

@@ -129,6 +129,7 @@ class LogReg(Workload):
 
     name = "logreg"
     description = "synthetic logistic regression, d=50, n=5000, condition number 10..1000"
+    evals_per_budget = 30
     variants = {
         "base": "condition number 10",
         "kappa100": "condition number 100",
@@ -148,11 +149,6 @@ class LogReg(Workload):
     def default_target(self) -> Target:
         value = OPTIMUM * (1.0 + TOLERANCE)
         return Target("validation/loss", round(value, 4), "min")
-
-    @property
-    def eval_every(self) -> int:
-        """30 evaluations per budget (the budget may be overridden by a suite)."""
-        return max(1, self.budget_steps // 30)
 
     @property
     def batch_size(self) -> int:

@@ -102,6 +102,7 @@ class ModArith(Workload):
 
     name = "modarith"
     description = "modular addition a+b mod 97, 30% of pairs for training (grokking)"
+    evals_per_budget = 30
     variants = {
         "base": "p=97, 30% of the pairs for training",
         "frac50": "p=97, 50% of the pairs for training",
@@ -121,11 +122,6 @@ class ModArith(Workload):
     @property
     def default_target(self) -> Target:
         return Target("validation/accuracy", 0.95, "max")
-
-    @property
-    def eval_every(self) -> int:
-        """30 evaluations per budget (the budget may be overridden by a suite)."""
-        return max(1, self.budget_steps // 30)
 
     @property
     def batch_size(self) -> int:

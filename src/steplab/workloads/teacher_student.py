@@ -143,11 +143,6 @@ class TeacherStudent(Workload):
         return Target("validation/loss", TARGET[self.variant], "min")
 
     @property
-    def eval_every(self) -> int:
-        """20 evaluations per budget (the budget may be overridden by a suite)."""
-        return max(1, self.budget_steps // 20)
-
-    @property
     def batch_size(self) -> int:
         return 128
 
