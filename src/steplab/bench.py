@@ -28,7 +28,7 @@ from typing import Any
 
 from steplab import algorithms as algos
 from steplab import scoring, space, workloads
-from steplab.errors import SpecError, WorkloadError
+from steplab.errors import SpecError
 from steplab.jobs import Job
 from steplab.results import TrialResult
 from steplab.store import Store
@@ -369,16 +369,6 @@ def algorithm_list(text: str) -> tuple[str, ...]:
     for n in names:
         algos.get_algorithm(n)
     return names
-
-
-def validate_entries(entries: Sequence[SuiteEntry]) -> None:
-    for e in entries:
-        try:
-            e.build()
-        except WorkloadError:
-            raise
-        except Exception as exc:  # pragma: no cover - defensive, one line for the CLI
-            raise WorkloadError(f"workload {e.key!r} cannot be built: {exc}") from None
 
 
 def mapping_to_spec(d: Mapping[str, Any]) -> BenchSpec:

@@ -201,6 +201,23 @@ def _build_algorithm(
     return algo
 
 
+def _progress(label: str) -> Any:
+    """A rich progress bar: label, bar, done/total, the task's ``info`` field, elapsed, ETA."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+    )
+
+
 def _eval_text(metrics: dict[str, float], metric: str) -> str:
     v = metrics.get(metric)
     return f"{metric.split('/')[-1]} {v:.4g}" if v is not None else ""
@@ -227,15 +244,6 @@ def run_cmd(
     """Train one algorithm on one workload, record it, print the outcome."""
     import math
 
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     from steplab import workloads
     from steplab.store import open_store
     from steplab.train import TrainConfig, pick_device, run_trial
@@ -244,10 +252,7 @@ def run_cmd(
     algo = _build_algorithm(algorithm, optimizer, lr, weight_decay, schedule, sets).resolved()
     cfg = TrainConfig(device=str(pick_device(device)), stop_at_target=stop_at_target)
     target = wl.target
-    with open_store(db) as store, Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
-    ) as bar:
+    with open_store(db) as store, _progress("[bold]{task.description}") as bar:
         task = bar.add_task(f"{wl.key} · {algo.name}", total=wl.budget_steps, info="")
 
         def progress(step: int, budget: int, metrics: dict[str, float], train_s: float) -> None:
@@ -363,15 +368,6 @@ def bench_cmd(
     import dataclasses
     import time
 
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     from steplab import bench, report
     from steplab.executors import make_executor
     from steplab.store import open_store
@@ -404,14 +400,11 @@ def bench_cmd(
             use_ray = ray_address if ray_address else ray
             n = workers if workers is not None else ((os.cpu_count() or 1) if use_ray else 1)
             executor = make_executor(workers=n, ray=use_ray)
-            with executor, Progress(
-                TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[last]}"),
-                TimeElapsedColumn(), TimeRemainingColumn(), console=console,
-            ) as bar:
-                task = bar.add_task("trials", total=len(todo), last="")
+            with executor, _progress("[bold]trials") as bar:
+                task = bar.add_task("trials", total=len(todo), info="")
                 for r in bench.run(b, executor, url):
                     wk = r.spec.workload if r.spec.variant == "base" else f"{r.spec.workload}:{r.spec.variant}"
-                    bar.update(task, advance=1, last=f"{r.spec.algorithm} on {wk}: {r.status}")
+                    bar.update(task, advance=1, info=f"{r.spec.algorithm} on {wk}: {r.status}")
         scores = bench.score(store, b.study_id)
         report.print_summary(scores, console, title=spec.study_name())
         if html:

@@ -13,6 +13,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 from steplab import schedules  # noqa: E402
 
 
+def _save(fig: plt.Figure, out: str | Path) -> Path:
+    """Lay out ``fig``, write it to ``out`` (creating its folder) and free it."""
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
 def plot_schedules(
     specs: Sequence[str | dict], steps: int, out: str | Path, *, peak_lr: float | None = None
 ) -> Path:
@@ -32,12 +42,7 @@ def plot_schedules(
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def plot_trace(steps: dict, evals: list, out: str | Path, *, title: str = "") -> Path:
@@ -79,9 +84,4 @@ def plot_trace(steps: dict, evals: list, out: str | Path, *, title: str = "") ->
         a.set_xlabel("step")
         a.grid(alpha=0.3)
     fig.suptitle(title)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return _save(fig, out)

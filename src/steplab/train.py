@@ -18,9 +18,7 @@ import itertools
 import math
 import random
 import socket
-import time
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import torch
@@ -224,9 +222,3 @@ def run_trial(
         store.finish_trial(trial_id, result)
     return result
 
-
-def elapsed(fn: Callable[[], Any]) -> float:
-    """Wall seconds ``fn()`` takes (for benchmarks)."""
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
