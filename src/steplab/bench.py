@@ -11,6 +11,12 @@
 * **Self-tuning** (§4.2.2): one trial per study with the algorithm's defaults and a budget
   three times the external one.
 
+* **Refined algorithms**: ``refined(ALGO)`` (optionally ``refined(ALGO, tau=0.05, norm=l2)``)
+  runs ALGO with its own schedule for the whole budget, refines a schedule from that run's
+  gradient norms (Defazio et al. 2023, ``steplab.refine``) and runs ALGO again with it; the
+  algorithm is scored twice, ``refined(ALGO)`` counting both passes and
+  ``refined(ALGO) 2nd pass`` counting the second only.
+
 Every trial is keyed by everything that determines it (``TrialSpec.key``); running a spec
 again skips the trials already finished in the store and re-runs those a killed run left
 ``running``, so a killed benchmark resumes where it stopped.
@@ -21,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -29,11 +36,14 @@ from typing import Any
 from steplab import algorithms as algos
 from steplab import scoring, space, workloads
 from steplab.errors import SpecError
-from steplab.jobs import Job
+from steplab.jobs import FIRST_PASS, Job
 from steplab.results import TrialResult
 from steplab.store import Store
 
 RULESETS = ("external", "self")
+#: suffix of the view of a refined algorithm that counts its second pass only
+SECOND_PASS = " 2nd pass"
+_REFINED = re.compile(r"^\s*refined\((.+)\)\s*$")
 #: AlgoPerf's self-tuning ruleset allows 3x the external-tuning budget
 SELF_TUNING_BUDGET_FACTOR = 3
 
@@ -193,9 +203,7 @@ def load_spec(path: str | Path) -> BenchSpec:
         if not isinstance(data["algorithms"], list) or not all(isinstance(a, str) for a in data["algorithms"]):
             raise SpecError(f"benchmark spec {str(p)!r}: 'algorithms' must be a list of names or .toml paths")
         # algorithm files are relative to the spec
-        kw["algorithms"] = tuple(
-            str((p.parent / a).resolve()) if a.endswith(".toml") else a for a in data["algorithms"]
-        )
+        kw["algorithms"] = tuple(_relative_algorithm(a, p.parent) for a in data["algorithms"])
     if "workloads" in data:
         w = data["workloads"]
         kw["workloads"] = parse_workload_list(",".join(w) if isinstance(w, list) else str(w))
@@ -207,8 +215,58 @@ def load_spec(path: str | Path) -> BenchSpec:
         raise SpecError(f"benchmark spec {str(p)!r}: {e}") from None
 
 
+def _relative_algorithm(name: str, folder: Path) -> str:
+    """Algorithm ``.toml`` files in a spec are relative to the spec (also inside ``refined(...)``)."""
+    refined = parse_refined(name)
+    if refined is not None:
+        inner, opts = refined
+        extra = "".join(f", {k}={v}" for k, v in opts.items() if v != {"tau": 0.1, "norm": "auto"}[k])
+        return f"refined({_relative_algorithm(inner, folder)}{extra})"
+    return str((folder / name).resolve()) if name.endswith(".toml") else name
+
+
 # ---------------------------------------------------------------------------------- plan
+def parse_refined(name: str) -> tuple[str, dict[str, Any]] | None:
+    """``"refined(adamw-linear, tau=0.05)"`` -> ``("adamw-linear", {"tau": 0.05, "norm": "auto"})``;
+    ``None`` for a plain algorithm name."""
+    m = _REFINED.match(name)
+    if m is None:
+        return None
+    inner, *opts = [part.strip() for part in m.group(1).split(",")]
+    options: dict[str, Any] = {"tau": 0.1, "norm": "auto"}
+    for opt in opts:
+        key, eq, value = opt.partition("=")
+        key = key.strip()
+        if not eq or key not in options:
+            raise SpecError(f"{name!r}: options of refined(...) are tau=FLOAT and norm=l1|l2|auto, got {opt!r}")
+        if key == "tau":
+            try:
+                options["tau"] = float(value)
+            except ValueError:
+                raise SpecError(f"{name!r}: tau must be a number, got {value!r}") from None
+            if not 0.0 <= options["tau"] <= 0.5:
+                raise SpecError(f"{name!r}: tau must be in [0, 0.5], got {value}")
+        else:
+            if value.strip() not in ("l1", "l2", "auto"):
+                raise SpecError(f"{name!r}: norm must be l1, l2 or auto, got {value!r}")
+            options["norm"] = value.strip()
+    if not inner:
+        raise SpecError(f"{name!r}: name the algorithm to refine, e.g. refined(adamw-linear)")
+    return inner, options
+
+
+def refined_name(inner: str, options: Mapping[str, Any]) -> str:
+    """The algorithm name trials of ``refined(inner)`` are stored and scored under."""
+    extra = [f"{k}={v}" for k, v in (("tau", options["tau"]), ("norm", options["norm"]))
+             if v != {"tau": 0.1, "norm": "auto"}[k]]
+    return f"refined({', '.join([inner, *extra])})"
+
+
 def _algorithm(name: str, overrides: Sequence[str]) -> algos.Algorithm:
+    refined = parse_refined(name)
+    if refined is not None:
+        algo = _algorithm(refined[0], overrides)
+        return dataclasses.replace(algo, name=refined_name(algo.name, refined[1]))
     algo = algos.get_algorithm(name)
     return algos.apply_overrides(algo, list(overrides)) if overrides else algo
 
@@ -222,6 +280,7 @@ def plan(spec: BenchSpec, study_id: int | None) -> list[Job]:
         entry.build()  # unknown workloads fail before anything runs
     for name in spec.algorithms:
         algo = _algorithm(name, spec.overrides)
+        refined = parse_refined(name)
         for s in range(spec.studies):
             if spec.ruleset == "external":
                 if not algo.search_space:
@@ -247,6 +306,7 @@ def plan(spec: BenchSpec, study_id: int | None) -> list[Job]:
                             seed=spec.seed + 1000 * s + i,
                             study_id=study_id,
                             index=s * len(points) + i,
+                            refine=refined[1] if refined else None,
                         )
                     )
     return jobs
@@ -288,8 +348,12 @@ def run(bench: Benchmark, executor: Any, db_url: str) -> Iterator[TrialResult]:
     todo = bench.todo
     if not todo:
         return
+    # a refined job's stored spec holds the refined schedule, so match results to jobs by
+    # what identifies a trial within the study rather than by spec key
+    keys = {(j.algorithm["name"], j.workload, j.variant, j.seed, j.index): j.key() for j in todo}
     for result in executor.run(todo, db_url):
-        bench.done[result.spec.key()] = result
+        s = result.spec
+        bench.done[keys.get((s.algorithm, s.workload, s.variant, s.seed, s.index), s.key())] = result
         yield result
 
 
@@ -301,11 +365,30 @@ def scored_trials(store: Store, study_id: int) -> list[TrialResult]:
     per_study = study["spec"]["trials"] if study["spec"].get("ruleset", "external") == "external" else 1
     out = []
     for t in store.list_trials(study_id=study_id):
-        if t.status == "running":
+        if t.status == "running" or t.spec.algorithm.endswith(FIRST_PASS):
             continue
         spec = dataclasses.replace(t.spec, study_id=t.spec.index // per_study)
-        out.append(dataclasses.replace(t, spec=spec))
+        t = dataclasses.replace(t, spec=spec)
+        if "first_pass/train_time_s" in t.final_metrics:
+            out.extend(refined_views(t))
+        else:
+            out.append(t)
     return out
+
+
+def refined_views(trial: TrialResult) -> list[TrialResult]:
+    """A refined algorithm's second pass seen twice: under its own name with the first
+    pass's training time and steps added (the seed paper's protocol costs both passes), and
+    as ``NAME 2nd pass`` with its own time only."""
+    m = trial.final_metrics
+    total = dataclasses.replace(
+        trial,
+        time_to_target_s=trial.time_to_target_s + m["first_pass/train_time_s"],
+        steps_to_target=trial.steps_to_target + m["first_pass/steps"],
+        train_time_s=trial.train_time_s + m["first_pass/train_time_s"],
+    )
+    second = dataclasses.replace(trial, spec=dataclasses.replace(trial.spec, algorithm=trial.spec.algorithm + SECOND_PASS))
+    return [total, second]
 
 
 @dataclasses.dataclass
@@ -365,10 +448,19 @@ def noise_floor(trials: Sequence[TrialResult]) -> dict[str, dict[str, float]]:
 
 
 def algorithm_list(text: str) -> tuple[str, ...]:
-    names = tuple(a.strip() for a in text.split(",") if a.strip())
+    """Algorithm names from a comma-separated list, ``refined(...)`` kept whole; each checked."""
+    names, depth, cur = [], 0, ""
+    for ch in text + ",":
+        depth += (ch == "(") - (ch == ")")
+        if ch == "," and depth == 0:
+            if cur.strip():
+                names.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
     for n in names:
-        algos.get_algorithm(n)
-    return names
+        _algorithm(n, ())
+    return tuple(names)
 
 
 def mapping_to_spec(d: Mapping[str, Any]) -> BenchSpec:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -11,6 +12,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from steplab import schedules  # noqa: E402
+
+if TYPE_CHECKING:
+    from steplab.refine import Refinement
 
 
 def _save(fig: plt.Figure, out: str | Path) -> Path:
@@ -84,4 +88,39 @@ def plot_trace(steps: dict, evals: list, out: str | Path, *, title: str = "") ->
         a.set_xlabel("step")
         a.grid(alpha=0.3)
     fig.suptitle(title)
+    return _save(fig, out)
+
+
+def plot_refinement(
+    refinement: Refinement, out: str | Path, *, original: Sequence[float] | None = None, title: str = ""
+) -> Path:
+    """Two panels of a schedule refinement (Defazio et al. 2023): the gradient norms and
+    their median-filtered copy, then the refined schedule beside the run's original one
+    (``original``: the multipliers the run used, any length, drawn on normalized time)."""
+    import numpy as np
+
+    r = refinement
+    fig, (ax0, ax1) = plt.subplots(2, 1, figsize=(8, 7), dpi=110, sharex=True)
+    x = r.grid
+    ax0.plot(x, r.norms, lw=0.6, alpha=0.4, color="C2", label=f"{r.norm} gradient norm")
+    ax0.plot(x, r.smoothed, lw=1.8, color="C2",
+             label=f"median filter, tau={r.tau:g}")
+    ax0.set_yscale("log" if np.nanmin(r.norms) > 0 else "linear")
+    ax0.set_ylabel("gradient norm")
+    ax0.legend(fontsize=8)
+    values = r.values()
+    ax1.plot(np.arange(len(values)) / len(values), values, lw=1.8, color="C0",
+             label=f"refined ({r.method}, {r.steps} steps)")
+    if original is not None and len(original):
+        o = np.asarray(original, dtype=float)
+        top = np.nanmax(o)
+        if top > 0:
+            ax1.plot(np.arange(len(o)) / len(o), o / top, lw=1.4, ls="--", color="C1", label="original (normalized)")
+    ax1.set_xlabel("fraction of the run")
+    ax1.set_ylabel("multiplier of the peak learning rate")
+    ax1.set_ylim(bottom=0)
+    ax1.legend(fontsize=8)
+    for a in (ax0, ax1):
+        a.grid(alpha=0.3)
+    fig.suptitle(title or "schedule refinement")
     return _save(fig, out)

@@ -698,13 +698,25 @@ def _split_params(text: str) -> list[str]:
     return parts
 
 
+def _read_spec_file(path: str) -> str:
+    """The text of a schedule spec saved as JSON (e.g. by ``steplab refine --out``)."""
+    from pathlib import Path
+
+    try:
+        return Path(path).expanduser().read_text().strip()
+    except OSError as e:
+        raise SpecError(f"schedule file {path!r} cannot be read ({e.strerror}); give an existing .json file") from None
+
+
 def spec_from(obj: ScheduleSpec | Mapping[str, Any] | str) -> ScheduleSpec:
-    """Parse and validate a spec from a ``ScheduleSpec``, a dict, a JSON string or the CLI
-    form ``name[:key=value,...]``. Raises ``SpecError`` naming the bad parameter."""
+    """Parse and validate a spec from a ``ScheduleSpec``, a dict, a JSON string, a ``.json``
+    file holding one, or the CLI form ``name[:key=value,...]``. Raises ``SpecError`` naming the bad parameter."""
     if isinstance(obj, ScheduleSpec):
         return obj
     if isinstance(obj, str):
         text = obj.strip()
+        if text.lower().endswith(".json") and not text.startswith("{"):
+            text = _read_spec_file(text)
         if text.startswith("{"):
             try:
                 obj = json.loads(text)

@@ -515,12 +515,15 @@ class Store:
         host: str = "",
         versions: dict[str, str] | None = None,
         device: str = "cpu",
+        key: str | None = None,
     ) -> int:
         """Insert a ``running`` trial for ``spec`` and return its id; ``name`` is an optional
-        user label (the recorder's run name)."""
+        user label (the recorder's run name); ``key`` replaces ``spec.key()`` where the job
+        that asked for the trial is known by another key (a refined second pass, whose
+        schedule is only known once its first pass ran)."""
         values = {
             "study_id": spec.study_id,
-            "key": spec.key(),
+            "key": key or spec.key(),
             "workload": spec.workload,
             "variant": spec.variant,
             "algorithm": spec.algorithm,

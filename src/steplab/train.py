@@ -88,9 +88,13 @@ def run_trial(
     config: TrainConfig | None = None,
     progress: Progress | None = None,
     name: str | None = None,
+    key: str | None = None,
+    extra_metrics: dict[str, float] | None = None,
 ) -> TrialResult:
     """Train ``algorithm`` on ``workload`` with ``seed`` for the workload's budget; record the
-    trace into ``store`` when given. Returns the finished ``TrialResult``."""
+    trace into ``store`` when given. Returns the finished ``TrialResult``. ``key`` overrides
+    the stored key (see ``Store.start_trial``); ``extra_metrics`` are stored with the final
+    metrics (a refined second pass records its first pass's cost there)."""
     cfg = config or TrainConfig()
     if algorithm.label_smoothing:
         raise SpecError(
@@ -117,7 +121,8 @@ def run_trial(
     trial_id = None
     if store is not None:
         trial_id = store.start_trial(
-            spec, name=name, host=socket.gethostname(), versions=package_versions(), device=str(device)
+            spec, name=name, host=socket.gethostname(), versions=package_versions(), device=str(device),
+            key=key,
         )
 
     seed_everything(seed)
@@ -203,6 +208,7 @@ def run_trial(
         time_to_target, steps_to_target = math.inf, math.inf
     final = dict(metrics)
     final[f"best/{target.metric}"] = best
+    final.update(extra_metrics or {})
     result = TrialResult(
         spec=spec,
         status=status,  # type: ignore[arg-type]
