@@ -16,6 +16,11 @@
   gradient norms (Defazio et al. 2023, ``steplab.refine``) and runs ALGO again with it; the
   algorithm is scored twice, ``refined(ALGO)`` counting both passes and
   ``refined(ALGO) 2nd pass`` counting the second only.
+* **Tradeoff curves** (``tradeoff = "cyclic"``, Portes et al. 2022, ``steplab.tradeoff``): per
+  algorithm and workload, one run of the algorithm's defaults (first seed) with cycles ending
+  at 1/8, 1/4, 1/2 and all of the budget, evaluated at each cycle end, plus one separate run
+  per cycle budget; stored as ``ALGO tradeoff:cyclic`` / ``ALGO tradeoff:separate`` trials,
+  which time-to-target scoring skips. Refined algorithms get no curve.
 
 Every trial is keyed by everything that determines it (``TrialSpec.key``); running a spec
 again skips the trials already finished in the store and re-runs those a killed run left
@@ -34,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from steplab import algorithms as algos
-from steplab import scoring, space, workloads
+from steplab import scoring, space, tradeoff, workloads
 from steplab.errors import SpecError
 from steplab.jobs import FIRST_PASS, Job
 from steplab.results import TrialResult
@@ -148,6 +153,8 @@ class BenchSpec:
     workloads: tuple[SuiteEntry, ...] | None = None  # overrides the suite's entries
     overrides: tuple[str, ...] = ()  # --set key=value applied to every algorithm
     name: str | None = None
+    #: also measure accuracy-vs-time curves: "cyclic" (steplab.tradeoff) or None
+    tradeoff: str | None = None
 
     def __post_init__(self) -> None:
         if self.ruleset not in RULESETS:
@@ -158,6 +165,7 @@ class BenchSpec:
         if not self.algorithms:
             raise SpecError("benchmark spec: 'algorithms' is empty; name at least one (steplab algorithms list)")
         get_suite(self.suite)
+        tradeoff.check_mode(self.tradeoff)
 
     def entries(self) -> tuple[SuiteEntry, ...]:
         return self.workloads if self.workloads is not None else get_suite(self.suite).entries
@@ -167,6 +175,8 @@ class BenchSpec:
         d["algorithms"] = list(self.algorithms)
         d["overrides"] = list(self.overrides)
         d["workloads"] = [dataclasses.asdict(e) for e in self.workloads] if self.workloads is not None else None
+        if self.tradeoff is None:  # keeps the names and stored specs of older benchmarks
+            del d["tradeoff"]
         return d
 
     def study_name(self) -> str:
@@ -178,7 +188,7 @@ class BenchSpec:
         return f"{self.suite}-{self.ruleset}-{digest}"
 
 
-_SPEC_KEYS = {"suite", "algorithms", "ruleset", "trials", "studies", "seed", "workloads", "set", "name"}
+_SPEC_KEYS = {"suite", "algorithms", "ruleset", "trials", "studies", "seed", "workloads", "set", "name", "tradeoff"}
 
 
 def load_spec(path: str | Path) -> BenchSpec:
@@ -198,7 +208,10 @@ def load_spec(path: str | Path) -> BenchSpec:
     if unknown:
         raise SpecError(f"benchmark spec {str(p)!r}: unknown key(s) {', '.join(sorted(unknown))}; "
                         f"allowed: {', '.join(sorted(_SPEC_KEYS))}")
-    kw: dict[str, Any] = {k: v for k, v in data.items() if k in {"suite", "ruleset", "trials", "studies", "seed", "name"}}
+    kw: dict[str, Any] = {k: v for k, v in data.items()
+                          if k in {"suite", "ruleset", "trials", "studies", "seed", "name", "tradeoff"}}
+    if "tradeoff" in data and not isinstance(data["tradeoff"], str):
+        raise SpecError(f"benchmark spec {str(p)!r}: 'tradeoff' must be a string such as \"cyclic\"")
     if "algorithms" in data:
         if not isinstance(data["algorithms"], list) or not all(isinstance(a, str) for a in data["algorithms"]):
             raise SpecError(f"benchmark spec {str(p)!r}: 'algorithms' must be a list of names or .toml paths")
@@ -309,7 +322,26 @@ def plan(spec: BenchSpec, study_id: int | None) -> list[Job]:
                             refine=refined[1] if refined else None,
                         )
                     )
+    if spec.tradeoff == "cyclic":
+        jobs.extend(tradeoff_jobs(spec, study_id))
     return jobs
+
+
+def tradeoff_jobs(spec: BenchSpec, study_id: int | None) -> list[Job]:
+    """The tradeoff trials of ``spec`` (``steplab.tradeoff.jobs``): per plain algorithm and
+    workload, the algorithm's defaults, the first seed, the workload's budget."""
+    out: list[Job] = []
+    for name in spec.algorithms:
+        if parse_refined(name) is not None:
+            continue
+        algo = _algorithm(name, spec.overrides)
+        resolved = algo.with_hyperparameters(algo.defaults())
+        for entry in spec.entries():
+            wl = entry.build()
+            out.extend(tradeoff.jobs(entry.workload, resolved, total_steps=wl.budget_steps, seed=spec.seed,
+                                     variant=entry.variant, target=dataclasses.asdict(wl.target),
+                                     study_id=study_id))
+    return out
 
 
 @dataclasses.dataclass
@@ -365,7 +397,7 @@ def scored_trials(store: Store, study_id: int) -> list[TrialResult]:
     per_study = study["spec"]["trials"] if study["spec"].get("ruleset", "external") == "external" else 1
     out = []
     for t in store.list_trials(study_id=study_id):
-        if t.status == "running" or t.spec.algorithm.endswith(FIRST_PASS):
+        if t.status == "running" or t.spec.algorithm.endswith(FIRST_PASS) or tradeoff.is_tradeoff(t.spec.algorithm):
             continue
         spec = dataclasses.replace(t.spec, study_id=t.spec.index // per_study)
         t = dataclasses.replace(t, spec=spec)

@@ -421,6 +421,8 @@ def bench_cmd(
     ray: bool = typer.Option(False, "--ray", help="Run trials as Ray tasks (local Ray unless --ray-address)."),
     ray_address: str | None = typer.Option(None, "--ray-address", help="Address of a running Ray cluster."),
     html: str | None = typer.Option(None, "--html", help="Also write the HTML report here."),
+    tradeoff: str | None = typer.Option(None, "--tradeoff", help="Also measure accuracy-vs-time curves: cyclic "
+                                        "(one run with cycles ending at 1/8..1 of the budget vs separate runs)."),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
     """Benchmark algorithms on a suite by time-to-target; resumes a killed run."""
@@ -434,7 +436,7 @@ def bench_cmd(
     spec = bench.load_spec(spec_file) if spec_file else bench.BenchSpec()
     changes: dict[str, Any] = {}
     for key, value in (("suite", suite), ("ruleset", ruleset), ("trials", trials), ("studies", studies),
-                       ("seed", seed), ("name", name)):
+                       ("seed", seed), ("name", name), ("tradeoff", tradeoff)):
         if value is not None:
             changes[key] = value
     if algorithms is not None:
@@ -452,7 +454,8 @@ def bench_cmd(
         console.print(
             f"benchmark [bold]{spec.study_name()}[/] (study {b.study_id}): {len(spec.algorithms)} algorithms x "
             f"{len(spec.entries())} workloads, {spec.ruleset} tuning, {spec.trials if spec.ruleset == 'external' else 1} "
-            f"trial(s) x {spec.studies} stud{'y' if spec.studies == 1 else 'ies'} = {len(b.jobs)} trials; "
+            f"trial(s) x {spec.studies} stud{'y' if spec.studies == 1 else 'ies'}"
+            f"{' + ' + spec.tradeoff + ' tradeoff runs' if spec.tradeoff else ''} = {len(b.jobs)} trials; "
             f"{len(b.jobs) - len(todo)} already done, {len(todo)} to run"
         )
         if todo:
@@ -466,6 +469,8 @@ def bench_cmd(
                     bar.update(task, advance=1, info=f"{r.spec.algorithm} on {wk}: {r.status}")
         scores = bench.score(store, b.study_id)
         report.print_summary(scores, console, title=spec.study_name())
+        if spec.tradeoff:
+            report.print_tradeoff(report.tradeoff_curves(store, b.study_id), console)
         if html:
             path = report.write_html(store, b.study_id, html)
             console.print(f"wrote {path}")
@@ -492,6 +497,12 @@ def report_cmd(
         report.print_summary(scores, console, title=store.get_study(study_id)["name"])
         if html:
             console.print(f"wrote {report.write_html(store, study_id, html)}")
+
+
+# `steplab predict ...` lives in its own module; imported last, it finds the app built
+from steplab.cli_predict import predict_app  # noqa: E402
+
+app.add_typer(predict_app, name="predict")
 
 
 def run() -> None:  # pragma: no cover - console entry point

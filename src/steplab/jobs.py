@@ -35,6 +35,8 @@ class Job:
     threads: int | None = 1
     #: ``{"tau", "norm"}``: run the refinement protocol (see :func:`execute_refined`)
     refine: dict[str, Any] | None = None
+    #: evaluate after exactly these update counts too (``TrainConfig.eval_steps``)
+    eval_steps: tuple[int, ...] = ()
 
     def build_workload(self) -> Any:
         from steplab import workloads
@@ -64,6 +66,11 @@ class Job:
     def key(self) -> str:
         return self.trial_spec().key()
 
+    def config(self) -> TrainConfig:
+        """How ``run_trial`` runs this job."""
+        return TrainConfig(device=self.device, stop_at_target=self.stop_at_target, threads=self.threads,
+                           eval_steps=tuple(self.eval_steps))
+
 
 def execute(job: Job, db_url: str | None) -> TrialResult:
     """Run ``job`` in this process, writing its trace and result to the store at ``db_url``
@@ -83,9 +90,8 @@ def execute(job: Job, db_url: str | None) -> TrialResult:
 
 
 def _run(job: Job, store: Any, algorithm: ResolvedAlgorithm | None = None, **kwargs: Any) -> TrialResult:
-    config = TrainConfig(device=job.device, stop_at_target=job.stop_at_target, threads=job.threads)
     return run_trial(job.build_workload(), algorithm or job.resolved(), job.seed, store=store,
-                     study_id=job.study_id, index=job.index, config=config, **kwargs)
+                     study_id=job.study_id, index=job.index, config=job.config(), **kwargs)
 
 
 def first_pass(job: Job) -> Job:

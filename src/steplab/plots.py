@@ -124,3 +124,27 @@ def plot_refinement(
         a.grid(alpha=0.3)
     fig.suptitle(title or "schedule refinement")
     return _save(fig, out)
+
+
+def plot_lines(
+    series: Sequence[tuple[str, Sequence[float], Sequence[float], dict]],
+    out: str | Path,
+    *,
+    xlabel: str = "step",
+    ylabel: str = "",
+    title: str = "",
+    logy: bool = False,
+) -> Path:
+    """Several labelled curves on one axis: ``(label, x, y, matplotlib kwargs)`` each (used
+    by ``steplab predict`` for predicted loss curves and bound curves)."""
+    fig, ax = plt.subplots(figsize=(8, 4.8), dpi=120)
+    for label, x, y, kw in series:
+        ax.plot(x, y, label=label, **{"linewidth": 1.6, **kw})
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, out)

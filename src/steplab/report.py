@@ -12,6 +12,9 @@ noise floor of the times (``bench.noise_floor``), and the traces of the best tri
   scripts, no external URLs, every string that comes from the data escaped with
   :func:`html.escape` (study, algorithm and workload names, hyperparameters, messages).
 * :func:`latest_benchmark` - the newest benchmark study in a store (the CLI's default).
+* :func:`tradeoff_curves`, :func:`print_tradeoff`, :func:`tradeoff_figure` - the
+  accuracy-vs-training-time curves of ``steplab bench --tradeoff cyclic`` (Portes et al.
+  2022, ``steplab.tradeoff``): a table per workload and a figure in the HTML report.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from steplab import bench, scoring
+from steplab import bench, scoring, tradeoff
 from steplab.errors import SpecError
 from steplab.results import TrialResult
 from steplab.store import Store
@@ -313,6 +316,51 @@ def print_summary(scores: bench.Scores, console: Console | None = None, *, title
         console.print(var)
 
 
+def tradeoff_curves(store: Store, study_id: int) -> list[tradeoff.Curve]:
+    """The tradeoff curves of a benchmark study (``tradeoff.study_curves``) on the metric of
+    each workload's target as the study's spec sets it."""
+    trials = [t for t in store.list_trials(study_id=study_id) if tradeoff.is_tradeoff(t.spec.algorithm)]
+    return tradeoff.study_curves(store, study_id, targets_of(store.get_study(study_id), trials))
+
+
+def _diff(v: float) -> str:
+    return f"{v:+.4f}" if math.isfinite(v) else _DASH
+
+
+def _saving(a: tradeoff.Agreement) -> str:
+    return (f"{format_time(a.cyclic_time_s)} vs {format_time(a.separate_time_s)} "
+            f"({a.cyclic_steps:,} vs {a.separate_steps:,} steps): "
+            + (f"saves {100 * a.saving:.0f}%" if math.isfinite(a.saving) else _DASH))
+
+
+def print_tradeoff(curves: Sequence[tradeoff.Curve], console: Console | None = None) -> None:
+    """Print one table per workload: per algorithm and cycle budget, the cyclic run's metric
+    and training time at the cycle end, the separate run's, and their difference; then the
+    cyclic run's total training time against the separate runs' sum."""
+    console = console or Console()
+    for w in dict.fromkeys(c.workload for c in curves):
+        mine = [c for c in curves if c.workload == w]
+        metric = mine[0].metric
+        table = Table(title=Text(f"{w}: {metric} vs training time, one cyclic run vs separate runs "
+                                 "(diff = cyclic - separate; Portes et al. 2022)"), title_justify="left")
+        table.add_column("algorithm", style="cyan", no_wrap=True)
+        for col in ("budget steps", "cyclic", "separate", "diff", "time cyclic", "time separate"):
+            table.add_column(col, justify="right")
+        for c in mine:
+            sep = {p.budget_steps: p for p in c.separate}
+            for j, (p, d) in enumerate(zip(c.cyclic, c.agreement.diffs)):
+                q = sep.get(p.budget_steps)
+                table.add_row(Text(c.algorithm) if j == 0 else "", f"{p.budget_steps:,}", _num(p.value, 4),
+                              _num(q.value if q else math.nan, 4), _diff(d), format_time(p.time_s),
+                              format_time(q.time_s if q else math.nan))
+            table.add_row("", "total", "", "", "", format_time(c.agreement.cyclic_time_s),
+                          format_time(c.agreement.separate_time_s), end_section=True)
+        console.print(table)
+        for c in mine:
+            console.print(Text(f"  {c.algorithm}: max |cyclic - separate| {_num(c.agreement.max_abs_diff, 4)}; "
+                               f"one cyclic run {_saving(c.agreement)}"))
+
+
 def _num(v: Any, digits: int = 2) -> str:
     try:
         f = float(v)
@@ -456,6 +504,75 @@ def workload_figure(
     return _png(fig)
 
 
+def tradeoff_figure(curves: Sequence[tradeoff.Curve], colors: Mapping[str, str]) -> str:
+    """The metric vs training time on one workload: each algorithm's one-run cyclic curve
+    (line, points at the cycle ends labelled with their budget in steps), its separate runs
+    (squares), and the Pareto frontier over all cyclic points (thick grey steps); a base64 PNG."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8.0, 4.4))
+    ax = fig.subplots()
+    metric, mode = curves[0].metric, curves[0].mode
+    for k, c in enumerate(curves):
+        color = colors.get(c.algorithm, _COLORS[k % len(_COLORS)])
+        pts = [p for p in c.cyclic if math.isfinite(p.time_s) and math.isfinite(p.value)]
+        ax.plot([p.time_s for p in pts], [p.value for p in pts], color=color, linestyle=_STYLES[k % len(_STYLES)],
+                marker="o", markersize=5, linewidth=1.6, label=_mpl(f"{c.algorithm}: one cyclic run"))
+        for p in pts:
+            ax.annotate(f"{p.budget_steps:,}", (p.time_s, p.value), textcoords="offset points", xytext=(4, 4),
+                        fontsize=7, color=color)
+        sep = [p for p in c.separate if math.isfinite(p.time_s) and math.isfinite(p.value)]
+        ax.plot([p.time_s for p in sep], [p.value for p in sep], color=color, linestyle="none", marker="s",
+                markersize=7, markerfacecolor="none", markeredgewidth=1.5,
+                label=_mpl(f"{c.algorithm}: separate runs"))
+    front = tradeoff.pareto_frontier([p for c in curves for p in c.cyclic], mode)
+    if front:
+        ax.step([p.time_s for p in front], [p.value for p in front], where="post", color="#555555",
+                linewidth=5, alpha=0.3, zorder=0, label="Pareto frontier (cyclic points)")
+    ax.set_xscale("log")
+    ax.set_xlabel("training time (s, evaluation excluded; log scale)")
+    ax.set_ylabel(_mpl(metric))
+    better = "higher" if mode == "max" else "lower"
+    ax.set_title(_mpl(f"{curves[0].workload}: {metric} vs training time ({better} is better)"), fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _tradeoff_html(curves: Sequence[tradeoff.Curve], colors: Mapping[str, str]) -> str:
+    if not curves:
+        return ""
+    parts = ["<h2 id='tradeoff'>Accuracy vs training time: one cyclic run</h2><p class='note'>Per algorithm "
+             "(its default hyperparameters, first seed) and workload, one run whose learning rate restarts at "
+             "the peak and decays to the end value at 1/8, 1/4, 1/2 and all of the budget, evaluated at each "
+             "cycle end (Portes et al. 2022, &ldquo;Fast Benchmarking of Accuracy vs. Training Time with "
+             "Cyclic Learning Rates&rdquo;), against separate runs trained to each budget with the "
+             "algorithm's own schedule. These trials are not part of the time-to-target scores.</p>"]
+    head = ("<tr><th>algorithm</th><th class='n'>budget (steps)</th><th class='n'>cyclic</th>"
+            "<th class='n'>separate</th><th class='n'>cyclic &minus; separate</th>"
+            "<th class='n'>time cyclic</th><th class='n'>time separate</th></tr>")
+    for w in dict.fromkeys(c.workload for c in curves):
+        mine = [c for c in curves if c.workload == w]
+        rows, notes = [], []
+        for c in mine:
+            sep = {p.budget_steps: p for p in c.separate}
+            for j, (p, d) in enumerate(zip(c.cyclic, c.agreement.diffs)):
+                q = sep.get(p.budget_steps)
+                swatch = f'<span class="swatch" style="background:{colors.get(c.algorithm, "#777")}"></span>'
+                rows.append("<tr>" + _td(swatch + _e(c.algorithm) if j == 0 else "")
+                            + _td(f"{p.budget_steps:,}", "n") + _td(_num(p.value, 4), "n")
+                            + _td(_num(q.value if q else math.nan, 4), "n") + _td(_e(_diff(d)), "n")
+                            + _td(_e(format_time(p.time_s)), "n")
+                            + _td(_e(format_time(q.time_s if q else math.nan)), "n") + "</tr>")
+            notes.append(f"{_e(c.algorithm)}: max |cyclic &minus; separate| {_num(c.agreement.max_abs_diff, 4)}; "
+                         f"one cyclic run {_e(_saving(c.agreement))}")
+        parts.append(f"<h3>{_e(w)}</h3><p class='note'>metric <code>{_e(mine[0].metric)}</code></p>"
+                     f"<table>{head}{''.join(rows)}</table><p class='note'>{'<br>'.join(notes)}</p>"
+                     + _img(tradeoff_figure(mine, colors), f"tradeoff curves on {w}"))
+    return "\n".join(parts)
+
+
 # ---------------------------------------------------------------------------------- html
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2330;
@@ -529,6 +646,8 @@ def _header(study: Mapping[str, Any], scores: bench.Scores, title: str) -> str:
     ]
     if spec.get("overrides"):
         rows.insert(6, ("overrides", _e(", ".join(map(str, spec["overrides"])))))
+    if spec.get("tradeoff"):
+        rows.append(("tradeoff curves", _e(spec["tradeoff"]) + " (see Accuracy vs training time)"))
     dl = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
     return (f"<h1>{_e(title)}</h1><p class='sub'>steplab time-to-target benchmark report</p>"
             f"<dl class='spec'>{dl}</dl>")
@@ -704,6 +823,7 @@ def render_html(store: Store, study_id: int, *, title: str | None = None) -> str
             + _img(workload_figure(store, best, target, colors), f"traces on {w}")
         )
 
+    parts.append(_tradeoff_html(tradeoff.study_curves(store, study_id, targets), colors))
     parts.append(f"<h2>All trials ({len(all_trials)})</h2>" + _trials_html(all_trials, targets, study_of))
     body = "\n".join(p for p in parts if p)
     return (
@@ -737,9 +857,12 @@ __all__ = [
     "latest_benchmark",
     "n_studies",
     "print_summary",
+    "print_tradeoff",
     "profile_figure",
     "render_html",
     "targets_of",
+    "tradeoff_curves",
+    "tradeoff_figure",
     "workload_figure",
     "write_html",
 ]

@@ -120,6 +120,36 @@ def rex_schedule(*, total_steps: int, alpha: float = 0.5, end: float = 0.0) -> S
     return schedule
 
 
+def budget_cycles_schedule(
+    *, cycle_steps: Sequence[int], shape: str = "cosine", end: float = 0.0
+) -> Schedule:
+    """Cycles that end at given budgets (Portes et al. 2022, "Fast Benchmarking of Accuracy
+    vs. Training Time with Cyclic Learning Rates", arXiv 2206.00832, §3; SGDR restarts,
+    Loshchilov & Hutter 2017, with cycle ends chosen as the budgets to read off). With
+    cumulative cycle ends ``B_1 < ... < B_K`` (``B_0 = 0``, the run is ``T = B_K`` steps),
+    update ``k`` in cycle ``i`` (``B_{i-1} <= k < B_i``) uses
+    ``s(k) = end + (1 - end) * f((k - B_{i-1}) / (B_i - B_{i-1}))`` with ``f`` a decay shape
+    (``cosine: (1 + cos(pi x)) / 2``, ``linear: 1 - x``...): every cycle restarts at 1 and
+    decays towards ``end``, which its local step ``B_i - B_{i-1}`` reaches; ``s(k >= T) = end``.
+    So cycle ``i`` ends like a run decayed over ``B_i`` steps, and evaluating after update
+    ``B_i`` reads one point of the accuracy-vs-time curve. A ``join`` of one decay per cycle.
+
+    >>> f = budget_cycles_schedule(cycle_steps=[2, 4], shape="linear")
+    >>> [f(k) for k in range(5)]
+    [1.0, 0.5, 1.0, 0.5, 0.0]
+    """
+    bounds = [int(b) for b in cycle_steps]
+    if not bounds or bounds[0] < 1 or any(b <= a for a, b in zip(bounds, bounds[1:])):
+        raise SpecError(f"budget_cycles: cycle end steps must be strictly increasing and >= 1, got {bounds}")
+    f = _DECAY_SHAPES[shape]
+
+    def decay(length: int) -> Schedule:
+        return lambda j: end + (1.0 - end) * f(_progress(j, length))
+
+    lengths = [b - a for a, b in zip([0, *bounds], bounds)]
+    return join([decay(n) for n in lengths], bounds[:-1])
+
+
 def cyclic_schedule(
     *,
     up_steps: int,
@@ -484,6 +514,37 @@ def _make_piecewise(t: int, w: int, p: dict[str, Any]) -> Schedule:
     return piecewise_schedule(total_steps=t, points=clean)
 
 
+#: Portes et al. 2022's doubling cycles: budgets 1/8, 1/4, 1/2 and all of the run
+DOUBLING_ENDS: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0)
+
+
+def cycle_end_steps(ends: Sequence[float], total_steps: int, *, warmup_steps: int = 0) -> list[int]:
+    """The update counts at which cycles ending at run fractions ``ends`` end in a run of
+    ``total_steps``: ``round(e * T)``. Raises ``SpecError`` unless ``ends`` rise strictly in
+    (0, 1] to 1 and the steps stay distinct (and past the warm-up)."""
+    where = "schedule 'budget_cycles': parameter 'ends'"
+    if not isinstance(ends, (list, tuple)) or not ends:
+        raise SpecError(f"{where} must be a non-empty list of run fractions, got {ends!r}")
+    for e in ends:
+        if isinstance(e, bool) or not isinstance(e, (int, float)) or not 0.0 < e <= 1.0:
+            raise SpecError(f"{where} entries must be fractions in (0, 1], got {e!r}")
+    if any(b <= a for a, b in zip(ends, ends[1:])) or ends[-1] != 1:
+        raise SpecError(f"{where} must increase strictly and end at 1, got {list(ends)}")
+    steps = [_frac_steps(e, total_steps) for e in ends[:-1]] + [total_steps]
+    if steps[0] <= warmup_steps or any(b <= a for a, b in zip(steps, steps[1:])):
+        raise SpecError(
+            f"{where}: cycles ending at steps {steps} of a {total_steps}-step run (warm-up {warmup_steps}) "
+            "collapse; use fewer cycles or a longer run"
+        )
+    return steps
+
+
+def _make_budget_cycles(t: int, w: int, p: dict[str, Any]) -> Schedule:
+    ends = p["ends"] if p["ends"] is not None else list(DOUBLING_ENDS)
+    steps = cycle_end_steps(ends, t + w, warmup_steps=w)  # ends are fractions of the whole run
+    return budget_cycles_schedule(cycle_steps=[b - w for b in steps], shape=p["shape"], end=p["end"])
+
+
 def _end(doc: str = "final multiplier (fraction of the peak)") -> Param:
     return Param(float, 0.0, doc, 0.0, 1.0)
 
@@ -555,6 +616,16 @@ for _info in [
         "triangular cycles scaled by gamma^k (Smith 2017)",
         {**_CYCLIC_PARAMS, "gamma": Param(float, 0.9999, "per-step amplitude factor", 0.0, 1.0, low_open=True)},
         _make_cyclic("exp_range"),
+    ),
+    ScheduleInfo(
+        "budget_cycles",
+        "cycles restarting at the peak, ending at given budgets (Portes et al. 2022)",
+        {
+            "ends": Param(list, None, "cumulative fractions of the run where cycles end (default [0.125, 0.25, 0.5, 1])"),
+            "shape": Param(str, "cosine", "decay shape of each cycle", choices=_SHAPES),
+            "end": _end("multiplier each cycle decays to"),
+        },
+        _make_budget_cycles,
     ),
     ScheduleInfo(
         "onecycle",
@@ -783,8 +854,11 @@ __all__ = [
     "Schedule",
     "ScheduleInfo",
     "ScheduleSpec",
+    "DOUBLING_ENDS",
+    "budget_cycles_schedule",
     "build",
     "constant_schedule",
+    "cycle_end_steps",
     "cosine_schedule",
     "cyclic_schedule",
     "exponential_schedule",

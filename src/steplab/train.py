@@ -2,8 +2,8 @@
 
 The loop reads top to bottom like nanoGPT's ``train.py``: seed, build the model, the
 optimizer and its schedule, then for each step: batch, loss, backward, clip, step, record;
-every ``eval_every`` steps pause the clock, evaluate in eval mode (schedule-free optimizers
-switched too), and stop once the target is met. Time-to-target counts training time only
+every ``eval_every`` steps (and at any ``TrainConfig.eval_steps``) pause the clock, evaluate in
+eval mode (schedule-free optimizers switched too), and stop once the target is met. Time-to-target counts training time only
 (AlgoPerf, Dahl et al. 2023, "Timing": evaluation time is excluded and stored apart).
 
 A diverged run (non-finite loss, or a loss above ``divergence_factor`` times its first
@@ -50,6 +50,9 @@ class TrainConfig:
     #: record gradient and update norms per step (the recorder's cost is measured in
     #: benchmarks/overhead.py)
     record_norms: bool = True
+    #: also evaluate after exactly these update counts (e.g. the ends of the cycles of a
+    #: ``budget_cycles`` schedule, ``steplab.tradeoff``), besides every ``eval_every`` steps
+    eval_steps: tuple[int, ...] = ()
 
 
 def pick_device(name: str | None = None) -> torch.device:
@@ -144,6 +147,7 @@ def run_trial(
     )
     params = [p for p in model.parameters() if p.requires_grad]
     check_every = 1 if device.type == "cpu" else workload.eval_every
+    extra_evals = {int(k) for k in cfg.eval_steps}
 
     status, message = "budget", ""
     steps_done = 0
@@ -172,7 +176,7 @@ def run_trial(
                     message = f"loss {value:.4g} at step {step} (first loss {first_loss:.4g})"
                     break
 
-            if steps_done % workload.eval_every == 0 or steps_done == budget:
+            if steps_done % workload.eval_every == 0 or steps_done == budget or steps_done in extra_evals:
                 _sync(device)
                 with rec.evaluating(), optimizers.eval_mode(opt):
                     model.eval()

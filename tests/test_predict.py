@@ -1,0 +1,154 @@
+"""steplab predict: laws fitted on stored runs, curves, family search, bound, transfer, cooldowns."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from steplab import laws, predict, schedules
+from steplab.cli import app
+from steplab.errors import SpecError
+from steplab.recorder import Recorder
+from steplab.store import open_store
+
+runner = CliRunner()
+LAW = laws.AnnealingLaw(L0=1.5, A=2.0, alpha=0.6, C=0.05)
+PEAK = 0.01
+
+
+def _store_law_run(db, spec: str, steps: int, seed: int) -> int:
+    """A 'user run' recorded with the Recorder whose loss follows LAW (plus noise): the lr
+    the optimizer really used comes from the schedule, the loss from the law."""
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=PEAK)
+    sched = schedules.to_lr_scheduler(opt, schedules.build(spec, steps))
+    mult = np.asarray(schedules.values(schedules.build(spec, steps), steps))
+    w = predict.warmup_steps_of(mult)
+    truth = np.concatenate([[np.nan], LAW.__class__(**{**LAW.__dict__, "warmup_steps": w}).predict(PEAK * mult)[:-1]])
+    rng = np.random.default_rng(seed)
+    with Recorder(opt, db=db, name=spec) as rec:
+        for k in range(steps):
+            model(torch.ones(1, 2)).sum().backward()
+            opt.step()
+            opt.zero_grad()
+            sched.step()
+            value = truth[k] if np.isfinite(truth[k]) else 10.0
+            rec.log(float(value * (1 + 0.003 * rng.standard_normal())))
+        return rec.trial_id
+
+
+@pytest.fixture(scope="module")
+def law_db(tmp_path_factory):
+    db = tmp_path_factory.mktemp("p") / "p.db"
+    ids = {s: _store_law_run(db, s, 1200, i) for i, s in enumerate(
+        ["constant:warmup=0.05", "cosine:warmup=0.05", "wsd:decay=0.2,shape=1-sqrt,warmup=0.05"])}
+    return db, ids
+
+
+def test_warmup_is_read_off_the_lrs():
+    assert predict.warmup_steps_of([0.1, 0.2, 0.3, 0.3, 0.2]) == 2
+    assert predict.warmup_steps_of([1.0, 0.5, 0.2]) == 0
+    assert predict.warmup_steps_of(np.ones(5)) == 0
+    mult = schedules.values(schedules.build("cosine:warmup=0.1", 100), 100)
+    assert predict.warmup_steps_of(mult) == 9  # update 9 is the first at the peak ((k+1)/W)
+
+
+def test_fit_on_stored_runs_predicts_an_unseen_schedule(law_db):
+    db, ids = law_db
+    with open_store(db) as store:
+        fitted = predict.fit_trials(store, [ids["constant:warmup=0.05"], ids["cosine:warmup=0.05"]])
+        unseen = predict.load_run(store, ids["wsd:decay=0.2,shape=1-sqrt,warmup=0.05"])
+    assert fitted.peak_lr == pytest.approx(PEAK)
+    assert fitted.law.L0 == pytest.approx(LAW.L0, rel=0.05)
+    pred = predict.predict_curve(fitted.law, "wsd:decay=0.2,shape=1-sqrt,warmup=0.05", 1200, PEAK)
+    c = unseen.curve()
+    assert pred[c.steps[-1] - 1] == pytest.approx(c.losses[-1], rel=0.01)
+
+
+def test_law_file_round_trip_and_errors(tmp_path, law_db):
+    db, ids = law_db
+    with open_store(db) as store:
+        fitted = predict.fit_trials(store, [ids["cosine:warmup=0.05"]], "annealing")
+    path = fitted.save(tmp_path / "law.json")
+    again = predict.load_law(path)
+    assert again.law == fitted.law and again.trial_ids == fitted.trial_ids
+    with pytest.raises(SpecError, match="not found"):
+        predict.load_law(tmp_path / "none.json")
+    (tmp_path / "bad.json").write_text(json.dumps({"law": {"law": "annealing"}}))
+    with pytest.raises(SpecError, match="steplab predict fit"):
+        predict.load_law(tmp_path / "bad.json")
+    with pytest.raises(SpecError, match="unknown law"):
+        predict.fit_runs([], "cubic")
+
+
+def test_runs_with_different_warmups_are_refused(law_db, tmp_path):
+    db, ids = law_db
+    other = _store_law_run(db, "cosine:warmup=0.2", 1200, 9)
+    with open_store(db) as store, pytest.raises(SpecError, match="warm up"):
+        predict.fit_trials(store, [ids["constant:warmup=0.05"], other])
+
+
+def test_best_in_family_prefers_a_cooldown_over_constant():
+    # with C > 0 the law rewards annealing: any WSD cooldown beats none, and the search
+    # returns its specs sorted by predicted final loss
+    ranked = predict.best_in_family(LAW, "wsd", 1000, PEAK)
+    losses = [x[1] for x in ranked]
+    assert losses == sorted(losses)
+    const = predict.final_loss(LAW, "constant", 1000, PEAK)
+    assert ranked[0][1] < const
+    with pytest.raises(SpecError, match="family"):
+        predict.best_in_family(LAW, "zigzag", 100, PEAK)
+
+
+def test_tuned_horizons_pick_the_best_lr_per_budget(tmp_path):
+    from steplab import workloads
+    from steplab.algorithms import get_algorithm
+    from steplab.train import TrainConfig, run_trial
+
+    with open_store(tmp_path / "h.db") as store:
+        for steps in (40, 80):
+            wl = workloads.get("logreg", budget_steps=steps)
+            for lr in (1e-3, 3e-2):
+                algo = get_algorithm("adamw-linear").with_hyperparameters({"lr": lr})
+                run_trial(wl, algo, 0, store=store, config=TrainConfig(stop_at_target=False))
+        tuned = predict.tuned_horizons(store, "logreg", "adamw-linear")
+    assert tuned == {40: 3e-2, 80: 3e-2}  # the larger lr wins at these short horizons
+
+
+# ---------------------------------------------------------------------------------- CLI
+def test_cli_fit_curve_best(law_db, tmp_path):
+    db, ids = law_db
+    out, png = tmp_path / "law.json", tmp_path / "fit.png"
+    r = runner.invoke(app, ["predict", "fit", str(ids["constant:warmup=0.05"]), str(ids["cosine:warmup=0.05"]),
+                            "--db", str(db), "--out", str(out), "--plot", str(png)])
+    assert r.exit_code == 0, r.output
+    assert "annealing law" in r.output and png.read_bytes()[:4] == b"\x89PNG"
+    curve = tmp_path / "curve.png"
+    r = runner.invoke(app, ["predict", "curve", str(out), "-s", "cosine", "-s", "wsd:decay=0.1", "--steps", "2400",
+                            "--out", str(curve)], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    assert "wsd:decay=0.1" in r.output and curve.exists()
+    r = runner.invoke(app, ["predict", "best", str(out), "--family", "cosine", "--steps", "1200"],
+                      env={"COLUMNS": "200"})
+    assert r.exit_code == 0 and "cosine" in r.output
+    r = runner.invoke(app, ["predict", "fit", "77", "--db", str(db)])
+    assert r.exit_code == 2 and "77" in r.output and "Traceback" not in r.output
+
+
+def test_cli_bound_transfer_cooldown(tmp_path):
+    png = tmp_path / "b.png"
+    r = runner.invoke(app, ["predict", "bound", "-s", "linear", "-s", "cosine", "-s", "constant", "--steps", "200",
+                            "--optimal-lr", "--out", str(png)], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    assert png.exists() and "gamma*" in r.output
+    r = runner.invoke(app, ["predict", "transfer", "-s", "linear", "--from", "400", "--lr", "0.003", "--to", "1600"])
+    assert r.exit_code == 0 and "0.001509" in r.output  # 0.503x, as bound.transfer_lr computes
+    r = runner.invoke(app, ["predict", "cooldown", "--steps", "400", "--from", "200"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0 and "best cooldown" in r.output and "continue" in r.output
+    r = runner.invoke(app, ["predict", "transfer", "-s", "linear", "--from", "400", "--lr", "0.003", "--to", "1600",
+                            "--workload", "logreg"])
+    assert r.exit_code == 2 and "both" in r.output
