@@ -21,18 +21,16 @@ Runs are stored in ``--db`` (default ``benchmarks/out/predict.db``) and reused. 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
-import multiprocessing as mp
 import statistics
 import time
-from pathlib import Path
 from typing import Any
 
+import _sweep  # benchmarks/_sweep.py, beside this script
 import numpy as np
 
-from steplab import algorithms, bound, laws, predict, schedules, workloads
+from steplab import bound, laws, predict, schedules, workloads
 from steplab.store import open_store
 from steplab.train import TrainConfig, run_trial
 
@@ -57,32 +55,12 @@ def _run(job: tuple[str, str, str, int, float, int]) -> tuple[str, float]:
     db, key, spec, steps, lr, seed = job
     t0 = time.perf_counter()
     wl = workloads.get(key, budget_steps=steps)
-    hp = {k: v for k, v in wl.default_hyperparameters.items() if k != "lr"}
-    algo = algorithms.get_algorithm("adamw-cosine")
-    defaults = {k: v for k, v in algo.defaults().items() if not (k.startswith("one_minus_") and k[10:] in hp)}
-    resolved = dataclasses.replace(algo.with_hyperparameters({**defaults, **hp, "lr": lr}),
+    resolved = dataclasses.replace(_sweep.algorithm_at("adamw-cosine", wl, lr),
                                    schedule=schedules.spec_from(spec).to_dict())
     with open_store(db) as store:
         run_trial(wl, resolved, seed, store=store, config=TrainConfig(stop_at_target=False, threads=1),
                   name=_label(key, spec, steps, lr, seed))
     return _label(key, spec, steps, lr, seed), time.perf_counter() - t0
-
-
-def _execute(db: str, jobs: list[tuple[str, str, str, int, float, int]], procs: int) -> None:
-    with open_store(db) as store:
-        done = {store.trial_info(t.id)["name"] for t in store.list_trials(status=("reached", "budget", "diverged", "failed"))}
-    todo = [j for j in jobs if _label(*j[1:]) not in done]
-    if not todo:
-        return
-    t0 = time.perf_counter()
-    with mp.get_context("spawn").Pool(procs) as pool:
-        for i, (label, dt) in enumerate(pool.imap_unordered(_run, todo), 1):
-            print(f"  [{i}/{len(todo)}] {label} {dt:.1f}s (elapsed {time.perf_counter() - t0:.0f}s)", flush=True)
-
-
-def _find(store: Any, label: str) -> Any:
-    found = store.list_trials(name=label)
-    return found[-1] if found else None
 
 
 def _errors(pred: np.ndarray, curve: laws.Curve) -> tuple[float, float]:
@@ -99,11 +77,11 @@ def part1(db: str, key: str, seeds: list[int]) -> dict[str, Any]:
     finals: dict[str, list[float]] = {}
     with open_store(db) as store:
         for seed in seeds:
-            fit_runs = [predict.load_run(store, _find(store, _label(key, s, steps, lr, seed)).id) for s in FIT]
+            fit_runs = [predict.load_run(store, _sweep.find(store, _label(key, s, steps, lr, seed)).id) for s in FIT]
             fitted = {law: predict.fit_runs(fit_runs, law).law for law in ("annealing", "multipower")}
             targets = [(s, steps) for s in UNSEEN] + [(LONGER, 2 * steps)]
             for spec, n in targets:
-                run = predict.load_run(store, _find(store, _label(key, spec, n, lr, seed)).id)
+                run = predict.load_run(store, _sweep.find(store, _label(key, spec, n, lr, seed)).id)
                 curve = run.curve()
                 finals.setdefault(f"{spec}@{n}", []).append(float(curve.losses[-1]))
                 for law, fl in fitted.items():
@@ -129,7 +107,7 @@ def part2(db: str, key: str, seeds: list[int]) -> dict[str, Any]:
         vals = []
         with open_store(db) as store:
             for seed in seeds:
-                tr = _find(store, _label(key, spec, steps, lr, seed))
+                tr = _sweep.find(store, _label(key, spec, steps, lr, seed))
                 v = tr.final_metrics.get(metric, math.inf) if tr is not None and tr.status in ("reached", "budget") else math.inf
                 vals.append(v if math.isfinite(v) else math.inf)
         return statistics.fmean(vals)
@@ -142,13 +120,7 @@ def part2(db: str, key: str, seeds: list[int]) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("workloads", nargs="*", default=list(STEPS))
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--procs", type=int, default=2)
-    parser.add_argument("--db", default="benchmarks/out/predict.db")
-    args = parser.parse_args()
-    Path(args.db).parent.mkdir(parents=True, exist_ok=True)
+    args = _sweep.parse_args(__doc__, STEPS, "benchmarks/out/predict.db")
     seeds = list(range(args.seeds))
     jobs = []
     for k in args.workloads:
@@ -159,13 +131,13 @@ def main() -> None:
             jobs.append((args.db, k, LONGER, 2 * steps, lr, s))
             jobs += [(args.db, k, "linear:warmup=0.05", n, lr * f, s) for n in (t, 4 * t) for f in LR_FACTORS]
     print(f"{len(jobs)} runs", flush=True)
-    _execute(args.db, jobs, args.procs)
+    _sweep.execute(args.db, jobs, _label, _run, args.procs)
     # the transferred lr at 4T is generally off the grid: run it too
     extra = []
     for k in args.workloads:
         p2 = part2(args.db, k, seeds)
         extra += [(args.db, k, p2["spec"], 4 * p2["t"], p2["transferred"], s) for s in seeds]
-    _execute(args.db, extra, args.procs)
+    _sweep.execute(args.db, extra, _label, _run, args.procs)
 
     print(f"\nPart 1: relative error of the predicted training loss (unseen: {', '.join(UNSEEN)}, {LONGER} at 2x)")
     print(f"{'workload':12} {'model':11} {'final mean':>10} {'final worst':>11} {'curve mean':>10}   noise floor")
@@ -180,7 +152,7 @@ def main() -> None:
         with open_store(args.db) as store:
             vals = []
             for s in seeds:
-                tr = _find(store, _label(k, p2["spec"], 4 * p2["t"], p2["transferred"], s))
+                tr = _sweep.find(store, _label(k, p2["spec"], 4 * p2["t"], p2["transferred"], s))
                 vals.append(tr.final_metrics.get("validation/loss", math.inf) if tr else math.inf)
         lt = statistics.fmean(vals)
         print(f"{k:12} T={p2['t']}: best lr {p2['best_t']:.4g}; 4T: grid best {p2['best_4t']:.4g} (loss "

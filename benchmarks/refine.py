@@ -28,16 +28,15 @@ so a killed run resumes. Usage::
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
-import multiprocessing as mp
 import statistics
 import time
-from pathlib import Path
 from typing import Any
 
-from steplab import algorithms, refine, workloads
+import _sweep  # benchmarks/_sweep.py, beside this script
+
+from steplab import refine, workloads
 from steplab.store import open_store
 from steplab.train import TrainConfig, run_trial
 from steplab.workloads.base import Target
@@ -64,15 +63,6 @@ def _workload(key: str) -> Any:
     return wl
 
 
-def _algorithm(key: str, method: str, lr: float) -> algorithms.ResolvedAlgorithm:
-    wl = _workload(key)
-    hp = {k: v for k, v in wl.default_hyperparameters.items() if k != "lr"}
-    algo = algorithms.get_algorithm(METHODS[method])
-    defaults = {k: v for k, v in algo.defaults().items()
-                if not (k.startswith("one_minus_") and k.removeprefix("one_minus_") in hp)}
-    return algo.with_hyperparameters({**defaults, **hp, "lr": lr})
-
-
 def _label(key: str, method: str, lr: float, seed: int) -> str:
     return f"refine-bench|{key}|{method}|lr={lr:.6g}|seed={seed}"
 
@@ -81,36 +71,19 @@ def _run(args: tuple[str, str, str, float, int]) -> tuple[str, float]:
     db, key, method, lr, seed = args
     t0 = time.perf_counter()
     wl = _workload(key)
-    algo = _algorithm(key, method, lr)
+    algo = _sweep.algorithm_at(METHODS[method], wl, lr)
     with open_store(db) as store:
         extra: dict[str, float] = {}
         if method == "refined":
-            first = store.list_trials(name=_label(key, "linear", lr, seed), status=("reached", "budget"))
-            if not first:  # the linear run diverged or failed: nothing to refine from
+            first = _sweep.find(store, _label(key, "linear", lr, seed), status=("reached", "budget"))
+            if first is None:  # the linear run diverged or failed: nothing to refine from
                 return _label(key, method, lr, seed), time.perf_counter() - t0
-            r = refine.refine_trial(store, first[-1].id, steps=wl.budget_steps)
+            r = refine.refine_trial(store, first.id, steps=wl.budget_steps)
             algo = dataclasses.replace(algo, name="adamw-refined", schedule=r.spec.to_dict())
-            extra = {"first_pass/steps": float(first[-1].steps)}
+            extra = {"first_pass/steps": float(first.steps)}
         run_trial(wl, algo, seed, store=store, config=TrainConfig(stop_at_target=False, threads=1),
                   name=_label(key, method, lr, seed), extra_metrics=extra)
     return _label(key, method, lr, seed), time.perf_counter() - t0
-
-
-def _pending(db: str, jobs: list[tuple[str, str, str, float, int]]) -> list[tuple[str, str, str, float, int]]:
-    with open_store(db) as store:
-        done = {store.trial_info(t.id)["name"] for t in store.list_trials(
-            status=("reached", "budget", "diverged", "failed"))}
-    return [j for j in jobs if _label(*j[1:]) not in done]
-
-
-def _execute(db: str, jobs: list[tuple[str, str, str, float, int]], procs: int) -> None:
-    todo = _pending(db, jobs)
-    if not todo:
-        return
-    t0 = time.perf_counter()
-    with mp.get_context("spawn").Pool(procs) as pool:
-        for i, (label, dt) in enumerate(pool.imap_unordered(_run, todo), 1):
-            print(f"  [{i}/{len(todo)}] {label} {dt:.1f}s (elapsed {time.perf_counter() - t0:.0f}s)", flush=True)
 
 
 @dataclasses.dataclass
@@ -138,12 +111,11 @@ def _cells(db: str, key: str, lrs: list[float], seeds: list[int]) -> dict[str, d
             for lr in lrs:
                 cell = Cell([], [])
                 for seed in seeds:
-                    found = store.list_trials(name=_label(key, method, lr, seed))
-                    if not found:
+                    t = _sweep.find(store, _label(key, method, lr, seed))
+                    if t is None:
                         cell.steps.append(math.inf)
                         cell.final_loss.append(math.inf)
                         continue
-                    t = found[-1]
                     ok = t.status in ("reached", "budget")
                     cell.steps.append(t.steps_to_target if ok else math.inf)
                     cell.final_loss.append(t.final_metrics.get("validation/loss", math.inf) if ok else math.inf)
@@ -165,22 +137,16 @@ def _fmt_loss(c: Cell) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("workloads", nargs="*", default=list(WORKLOADS))
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--procs", type=int, default=2)
-    parser.add_argument("--db", default="benchmarks/out/refine.db")
-    args = parser.parse_args()
-    Path(args.db).parent.mkdir(parents=True, exist_ok=True)
+    args = _sweep.parse_args(__doc__, WORKLOADS, "benchmarks/out/refine.db")
     seeds = list(range(args.seeds))
     grids = {k: [round(_workload(k).default_hyperparameters["lr"] * f, 8) for f in LR_FACTORS] for k in args.workloads}
     first = [(args.db, k, m, lr, s) for k in args.workloads for m in ("linear", "cosine", "sf-adamw")
              for lr in grids[k] for s in seeds]
     second = [(args.db, k, "refined", lr, s) for k in args.workloads for lr in grids[k] for s in seeds]
     print(f"phase 1: {len(first)} runs (linear, cosine, schedule-free)", flush=True)
-    _execute(args.db, first, args.procs)
+    _sweep.execute(args.db, first, _label, _run, args.procs)
     print(f"phase 2: {len(second)} refined runs", flush=True)
-    _execute(args.db, second, args.procs)
+    _sweep.execute(args.db, second, _label, _run, args.procs)
 
     ratios: list[float] = []
     n = len(seeds)

@@ -1,0 +1,62 @@
+"""What the sweep benchmarks (``refine.py``, ``predict.py``) share: an algorithm at a
+workload's tuned settings, resumable runs labelled in one store, and their command line.
+
+A run is a job tuple ``(db, *fields)`` whose label (the trial's ``name`` in the store) is
+``label(*fields)``; jobs whose label is already finished in the store are skipped, so a
+killed sweep resumes."""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from steplab import algorithms
+from steplab.store import open_store
+
+
+def algorithm_at(name: str, workload: Any, lr: float) -> algorithms.ResolvedAlgorithm:
+    """Built-in algorithm ``name`` with the workload's default hyperparameters and peak ``lr``;
+    a ``beta2`` the workload sets replaces the algorithm's ``one_minus_beta2`` (both at once
+    is an error of ``with_hyperparameters``)."""
+    hp = {k: v for k, v in workload.default_hyperparameters.items() if k != "lr"}
+    algo = algorithms.get_algorithm(name)
+    defaults = {k: v for k, v in algo.defaults().items()
+                if not (k.startswith("one_minus_") and k.removeprefix("one_minus_") in hp)}
+    return algo.with_hyperparameters({**defaults, **hp, "lr": lr})
+
+
+def find(store: Any, label: str, status: Sequence[str] | None = None) -> Any:
+    """The newest trial labelled ``label`` (optionally with one of ``status``), or None."""
+    found = store.list_trials(name=label, status=status)
+    return found[-1] if found else None
+
+
+def execute(db: str, jobs: Sequence[tuple], label: Callable[..., str], run: Callable[[tuple], tuple[str, float]],
+            procs: int) -> None:
+    """Run the jobs not yet finished in ``db`` on ``procs`` spawned processes, printing each."""
+    with open_store(db) as store:
+        done = {store.trial_info(t.id)["name"] for t in store.list_trials(
+            status=("reached", "budget", "diverged", "failed"))}
+    todo = [j for j in jobs if label(*j[1:]) not in done]
+    if not todo:
+        return
+    t0 = time.perf_counter()
+    with mp.get_context("spawn").Pool(procs) as pool:
+        for i, (name, dt) in enumerate(pool.imap_unordered(run, todo), 1):
+            print(f"  [{i}/{len(todo)}] {name} {dt:.1f}s (elapsed {time.perf_counter() - t0:.0f}s)", flush=True)
+
+
+def parse_args(doc: str, workloads: Sequence[str], db: str) -> argparse.Namespace:
+    """``[workloads...] --seeds 3 --procs 2 --db PATH`` (the database's folder is created)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("workloads", nargs="*", default=list(workloads))
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--procs", type=int, default=2)
+    parser.add_argument("--db", default=db)
+    args = parser.parse_args()
+    Path(args.db).parent.mkdir(parents=True, exist_ok=True)
+    return args
