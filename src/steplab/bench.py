@@ -48,6 +48,8 @@ from steplab.store import Store
 RULESETS = ("external", "self")
 #: suffix of the view of a refined algorithm that counts its second pass only
 SECOND_PASS = " 2nd pass"
+#: options of ``refined(ALGO, ...)`` and their defaults (``steplab.refine.refine_trial``'s)
+REFINE_DEFAULTS: dict[str, Any] = {"tau": 0.1, "norm": "auto"}
 _REFINED = re.compile(r"^\s*refined\((.+)\)\s*$")
 #: AlgoPerf's self-tuning ruleset allows 3x the external-tuning budget
 SELF_TUNING_BUDGET_FACTOR = 3
@@ -233,8 +235,7 @@ def _relative_algorithm(name: str, folder: Path) -> str:
     refined = parse_refined(name)
     if refined is not None:
         inner, opts = refined
-        extra = "".join(f", {k}={v}" for k, v in opts.items() if v != {"tau": 0.1, "norm": "auto"}[k])
-        return f"refined({_relative_algorithm(inner, folder)}{extra})"
+        return refined_name(_relative_algorithm(inner, folder), opts)
     return str((folder / name).resolve()) if name.endswith(".toml") else name
 
 
@@ -246,7 +247,7 @@ def parse_refined(name: str) -> tuple[str, dict[str, Any]] | None:
     if m is None:
         return None
     inner, *opts = [part.strip() for part in m.group(1).split(",")]
-    options: dict[str, Any] = {"tau": 0.1, "norm": "auto"}
+    options: dict[str, Any] = dict(REFINE_DEFAULTS)
     for opt in opts:
         key, eq, value = opt.partition("=")
         key = key.strip()
@@ -270,8 +271,7 @@ def parse_refined(name: str) -> tuple[str, dict[str, Any]] | None:
 
 def refined_name(inner: str, options: Mapping[str, Any]) -> str:
     """The algorithm name trials of ``refined(inner)`` are stored and scored under."""
-    extra = [f"{k}={v}" for k, v in (("tau", options["tau"]), ("norm", options["norm"]))
-             if v != {"tau": 0.1, "norm": "auto"}[k]]
+    extra = [f"{k}={options[k]}" for k, default in REFINE_DEFAULTS.items() if options[k] != default]
     return f"refined({', '.join([inner, *extra])})"
 
 

@@ -177,9 +177,7 @@ def predict_curve(law: laws.Law, spec: Any, steps: int, peak_lr: float) -> np.nd
     if isinstance(law, laws.PowerLawBaseline):
         return law.predict(np.arange(1, steps + 1))
     lrs, w = schedule_lrs(spec, steps, peak_lr)
-    law = dataclasses.replace(law, warmup_steps=w)
-    out = law.predict(lrs)
-    return out
+    return dataclasses.replace(law, warmup_steps=w).predict(lrs)
 
 
 def final_loss(law: laws.Law, spec: Any, steps: int, peak_lr: float) -> float:
