@@ -8,7 +8,10 @@ killed sweep resumes."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import math
 import multiprocessing as mp
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -48,6 +51,53 @@ def execute(db: str, jobs: Sequence[tuple], label: Callable[..., str], run: Call
     with mp.get_context("spawn").Pool(procs) as pool:
         for i, (name, dt) in enumerate(pool.imap_unordered(run, todo), 1):
             print(f"  [{i}/{len(todo)}] {name} {dt:.1f}s (elapsed {time.perf_counter() - t0:.0f}s)", flush=True)
+
+
+@dataclasses.dataclass
+class Cell:
+    """One method at one lr over the seeds: steps to target (inf = missed) and final
+    validation loss of each seed; AutoLRS's search cost when it has one."""
+
+    steps: list[float]
+    final_loss: list[float]
+    search_steps: list[float] = dataclasses.field(default_factory=list)
+    search_s: list[float] = dataclasses.field(default_factory=list)
+
+    @property
+    def reached(self) -> int:
+        return sum(math.isfinite(s) for s in self.steps)
+
+    @property
+    def median_steps(self) -> float:
+        return statistics.median(self.steps) if self.steps else math.inf
+
+    def rank(self) -> tuple[float, float, float]:
+        """Tuned = most seeds reaching the target, then fewest median steps, then lowest loss."""
+        loss = statistics.fmean(self.final_loss) if self.final_loss else math.inf
+        return (-self.reached, self.median_steps, loss if math.isfinite(loss) else math.inf)
+
+
+def fmt_steps(c: Cell, n: int) -> str:
+    m = c.median_steps
+    return f"{m:6.0f} ({c.reached}/{n})" if math.isfinite(m) else f"  miss ({c.reached}/{n})"
+
+
+def fmt_loss(c: Cell) -> str:
+    finite = [x for x in c.final_loss if math.isfinite(x)]
+    if not finite:
+        return "diverged"
+    sd = statistics.stdev(finite) if len(finite) > 1 else 0.0
+    return f"{statistics.fmean(finite):.4f} +- {sd:.4f}"
+
+
+def spread(values: list[float]) -> float:
+    """Seed noise floor: max/min - 1 over the finite values (nan with fewer than two)."""
+    finite = [v for v in values if math.isfinite(v)]
+    return max(finite) / min(finite) - 1 if len(finite) >= 2 and min(finite) > 0 else math.nan
+
+
+def ratio(a: float, b: float) -> float:
+    return a / b if math.isfinite(a) and math.isfinite(b) and b > 0 else math.nan
 
 
 def parse_args(doc: str, workloads: Sequence[str], db: str) -> argparse.Namespace:

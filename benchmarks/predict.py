@@ -1,17 +1,28 @@
 """How well do loss-curve laws predict unseen schedules, and does the bound transfer LRs?
 
 Part 1 (laws). Per workload, AdamW at the workload's default peak lr, 3 seeds, whole budget:
-fit the annealing law (Tissue et al. 2024) and the multi-power law (Luo et al. 2025) on a
-constant run + a cosine run (both 5% warm-up) of the same seed, then predict the training
-loss curves of unseen schedules: WSD with a 1-sqrt cooldown (20%), linear, REX, step (x0.1
-at 50% and 75%) and cosine at twice the horizon. The baseline extrapolator (a saturating
-power law, no schedule knowledge) is fitted on the first 20% of each unseen run. Errors are
-relative, on the smoothed training loss: at the end (mean and worst over schedules and
-seeds) and averaged over the curve. The noise floor is the seed spread of the final loss.
+fit the annealing law (Tissue et al. 2024) and the multi-power law (Luo et al. 2025) jointly
+on a constant run + a cosine run (both 5% warm-up) of the same seed, then predict the loss
+curves of unseen schedules: WSD with a 1-sqrt cooldown (20%), linear, REX, step (x0.1 at 50%
+and 75%) and cosine at twice the horizon. Each law is fitted twice: on the per-step minibatch
+losses, smoothed (``trace``: the issue's protocol, what a user's own loop records), and on
+the ``train/loss`` evaluations (``evals``: 20 per run, each the mean loss over a fixed
+training sample, ``TrainConfig.train_eval_batches``); the annealing law also with its decay
+lambda chosen by the fit residual (``λfit``, ``predict.LAMBDA_GRID``) instead of the paper's
+0.999, a memory as long as these whole runs. The baseline extrapolator (a saturating
+power law, no schedule knowledge) is fitted on the first 20% of each unseen run's trace.
 
-Part 2 (LR transfer). Per workload, a peak-lr grid at horizon T and at 4T (linear decay,
-3 seeds): the bound's rule (Schaipp et al. 2025) transfers the best lr at T to 4T; the
-ratio final validation loss at the transferred lr / at the grid-best lr at 4T.
+Every prediction is scored against the unseen run's ``train/loss`` evaluations (one
+minibatch's loss is far too noisy to score a 1% prediction against): the relative error of
+the final loss (mean and worst over schedules and seeds) and the mean relative error over
+the evaluations. The noise floor is the median over schedules of the seed spread (max/min -
+1) of the final loss.
+
+Part 2 (LR transfer). Per workload, a peak-lr grid (default x 0.25 .. 4) at horizons T/2, T
+and 4T (linear decay, 3 seeds). Three rules predict the lr for 4T: keep T's tuned lr, the
+bound's rule (Schaipp et al. 2025: scale by gamma*(4T) / gamma*(T)), and the power law of
+Bjorck et al. 2024 fitted on the lrs tuned at T/2 and T. Each is trained at 4T; printed is
+its final validation loss over the grid-tuned one's at 4T, with that one's seed spread.
 
 Runs are stored in ``--db`` (default ``benchmarks/out/predict.db``) and reused. Usage::
 
@@ -41,6 +52,20 @@ UNSEEN = ("wsd:decay=0.2,shape=1-sqrt,warmup=0.05", "linear:warmup=0.05", "rex:w
           "step:milestones=[0.5,0.75],gamma=0.1,warmup=0.05")
 LONGER = "cosine:warmup=0.05"  # at twice the horizon
 LR_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
+TRANSFER_SPEC = "linear:warmup=0.05"
+# minibatches in the fixed training sample behind ``train/loss`` (~1,400 to 2,000 examples)
+TRAIN_EVAL = {"charlm": 16, "digits-mlp": 22, "logreg": 64}
+# model -> (law, fitted on, annealing decay lambda): the per-step minibatch losses (the
+# issue's protocol; smoothed) or the train/loss evaluations (20 per run, each an average over
+# the fixed training sample); lambda 0.999 as in the paper or chosen by the fit ("fit")
+LAWS = {
+    "annealing trace": ("annealing", None, 0.999),
+    "annealing evals": ("annealing", "train/loss", 0.999),
+    "annealing evals λfit": ("annealing", "train/loss", "fit"),
+    "multipower trace": ("multipower", None, 0.999),
+    "multipower evals": ("multipower", "train/loss", 0.999),
+}
+MODELS = (*LAWS, "baseline")
 
 
 def _label(key: str, spec: str, steps: int, lr: float, seed: int) -> str:
@@ -58,65 +83,84 @@ def _run(job: tuple[str, str, str, int, float, int]) -> tuple[str, float]:
     resolved = dataclasses.replace(_sweep.algorithm_at("adamw-cosine", wl, lr),
                                    schedule=schedules.spec_from(spec).to_dict())
     with open_store(db) as store:
-        run_trial(wl, resolved, seed, store=store, config=TrainConfig(stop_at_target=False, threads=1),
+        cfg = TrainConfig(stop_at_target=False, threads=1, train_eval_batches=TRAIN_EVAL[key])
+        run_trial(wl, resolved, seed, store=store, config=cfg,
                   name=_label(key, spec, steps, lr, seed))
     return _label(key, spec, steps, lr, seed), time.perf_counter() - t0
 
 
-def _errors(pred: np.ndarray, curve: laws.Curve) -> tuple[float, float]:
-    p = pred[curve.steps - 1]
-    ok = np.isfinite(p)
-    rel = np.abs(p[ok] / curve.losses[ok] - 1)
-    return float(rel[-1]), float(rel.mean())
+def _train_evals(store: Any, trial_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """(update counts, ``train/loss`` values) of a trial's evaluations."""
+    rows = [(r.step, r.value) for r in store.evals(trial_id) if r.metric == "train/loss" and r.step >= 1]
+    if not rows:
+        raise SystemExit(f"trial {trial_id} has no train/loss evaluations: it predates them; delete its "
+                         f"database and rerun")
+    steps, values = zip(*rows, strict=True)
+    return np.asarray(steps), np.asarray(values, dtype=np.float64)
+
+
+def _errors(pred: np.ndarray, steps: np.ndarray, observed: np.ndarray) -> tuple[float, float]:
+    """(relative error of the final loss, mean relative error over the evaluations);
+    ``pred[k - 1]`` is the predicted loss after ``k`` updates (``Law.predict``), the loss
+    evaluated after ``k`` updates."""
+    p = pred[np.minimum(steps, pred.size) - 1]
+    rel = np.abs(p / observed - 1)
+    ok = np.isfinite(rel)  # a law is undefined before its first counted update (S1 = 0)
+    return float(rel[-1]), float(rel[ok].mean())
 
 
 def part1(db: str, key: str, seeds: list[int]) -> dict[str, Any]:
     steps, _ = STEPS[key]
     lr = _lr(key)
-    rows: dict[str, dict[str, list[float]]] = {m: {"final": [], "curve": []} for m in ("annealing", "multipower", "baseline")}
+    rows: dict[str, dict[str, list[float]]] = {m: {"final": [], "curve": []} for m in MODELS}
     finals: dict[str, list[float]] = {}
     with open_store(db) as store:
         for seed in seeds:
-            fit_runs = [predict.load_run(store, _sweep.find(store, _label(key, s, steps, lr, seed)).id) for s in FIT]
-            fitted = {law: predict.fit_runs(fit_runs, law).law for law in ("annealing", "multipower")}
+            ids = [_sweep.find(store, _label(key, s, steps, lr, seed)).id for s in FIT]
+            fitted = {name: predict.fit_trials(store, ids, law, metric=metric, lam=lam).law
+                      for name, (law, metric, lam) in LAWS.items()}
             targets = [(s, steps) for s in UNSEEN] + [(LONGER, 2 * steps)]
             for spec, n in targets:
-                run = predict.load_run(store, _sweep.find(store, _label(key, spec, n, lr, seed)).id)
-                curve = run.curve()
-                finals.setdefault(f"{spec}@{n}", []).append(float(curve.losses[-1]))
+                trial_id = _sweep.find(store, _label(key, spec, n, lr, seed)).id
+                curve = predict.load_run(store, trial_id).curve()
+                at, observed = _train_evals(store, trial_id)
+                finals.setdefault(f"{spec}@{n}", []).append(float(observed[-1]))
                 for law, fl in fitted.items():
-                    f, c = _errors(predict.predict_curve(fl, spec, n, lr), curve)
+                    f, c = _errors(predict.predict_curve(fl, spec, n, lr), at, observed)
                     rows[law]["final"].append(f)
                     rows[law]["curve"].append(c)
                 head = int(0.2 * n)
                 base = laws.fit_power_baseline(curve.steps[curve.steps < head], curve.losses[curve.steps < head]).law
-                f, c = _errors(base.predict(np.arange(1, n + 1)), curve)
+                f, c = _errors(base.predict(np.arange(1, n + 1)), at, observed)
                 rows["baseline"]["final"].append(f)
                 rows["baseline"]["curve"].append(c)
     noise = statistics.median(max(v) / min(v) - 1 for v in finals.values())
     return {"rows": rows, "noise": noise}
 
 
+def _final_val(db: str, key: str, spec: str, steps: int, lr: float, seeds: list[int]) -> list[float]:
+    """Final validation loss of each seed's run (inf when missing, diverged or failed)."""
+    vals = []
+    with open_store(db) as store:
+        for seed in seeds:
+            tr = _sweep.find(store, _label(key, spec, steps, lr, seed))
+            ok = tr is not None and tr.status in ("reached", "budget")
+            v = tr.final_metrics.get("validation/loss", math.inf) if ok else math.inf
+            vals.append(v if math.isfinite(v) else math.inf)
+    return vals
+
+
 def part2(db: str, key: str, seeds: list[int]) -> dict[str, Any]:
+    """Tuned lrs at T/2, T and 4T on the grid, and the lrs each rule transfers to 4T."""
     _, t = STEPS[key]
-    spec = "linear:warmup=0.05"
+    spec = TRANSFER_SPEC
     grid = [_lr(key) * f for f in LR_FACTORS]
-    metric = "validation/loss"
-
-    def mean_loss(steps: int, lr: float) -> float:
-        vals = []
-        with open_store(db) as store:
-            for seed in seeds:
-                tr = _sweep.find(store, _label(key, spec, steps, lr, seed))
-                v = tr.final_metrics.get(metric, math.inf) if tr is not None and tr.status in ("reached", "budget") else math.inf
-                vals.append(v if math.isfinite(v) else math.inf)
-        return statistics.fmean(vals)
-
-    best_t = min(grid, key=lambda lr: mean_loss(t, lr))
-    best_4t = min(grid, key=lambda lr: mean_loss(4 * t, lr))
-    transferred = bound.transfer_lr(spec, t, best_t, 4 * t)
-    return {"best_t": best_t, "best_4t": best_4t, "transferred": transferred,
-            "loss_best_4t": mean_loss(4 * t, best_4t), "spec": spec, "t": t, "grid": grid}
+    best = {n: min(grid, key=lambda lr: statistics.fmean(_final_val(db, key, spec, n, lr, seeds)))
+            for n in (t // 2, t, 4 * t)}
+    a, b = bound.fit_horizon_power_law([t // 2, t], [best[t // 2], best[t]])
+    rules = {"keep T's lr": best[t], "bound (Schaipp)": bound.transfer_lr(spec, t, best[t], 4 * t),
+             "power law (Bjorck)": bound.power_law_lr(a, b, 4 * t)}
+    return {"best": best, "rules": rules, "exponent": b, "spec": spec, "t": t}
 
 
 def main() -> None:
@@ -129,35 +173,36 @@ def main() -> None:
         for s in seeds:
             jobs += [(args.db, k, spec, steps, lr, s) for spec in FIT + UNSEEN]
             jobs.append((args.db, k, LONGER, 2 * steps, lr, s))
-            jobs += [(args.db, k, "linear:warmup=0.05", n, lr * f, s) for n in (t, 4 * t) for f in LR_FACTORS]
+            jobs += [(args.db, k, TRANSFER_SPEC, n, lr * f, s) for n in (t // 2, t, 4 * t) for f in LR_FACTORS]
     print(f"{len(jobs)} runs", flush=True)
     _sweep.execute(args.db, jobs, _label, _run, args.procs)
-    # the transferred lr at 4T is generally off the grid: run it too
+    # the transferred lrs at 4T are generally off the grid: run them too
     extra = []
     for k in args.workloads:
         p2 = part2(args.db, k, seeds)
-        extra += [(args.db, k, p2["spec"], 4 * p2["t"], p2["transferred"], s) for s in seeds]
+        extra += [(args.db, k, p2["spec"], 4 * p2["t"], lr, s) for lr in p2["rules"].values() for s in seeds]
     _sweep.execute(args.db, extra, _label, _run, args.procs)
 
     print(f"\nPart 1: relative error of the predicted training loss (unseen: {', '.join(UNSEEN)}, {LONGER} at 2x)")
-    print(f"{'workload':12} {'model':11} {'final mean':>10} {'final worst':>11} {'curve mean':>10}   noise floor")
+    print(f"{'workload':12} {'model':20} {'final mean':>10} {'final worst':>11} {'curve mean':>10}   noise floor")
     for k in args.workloads:
         r = part1(args.db, k, seeds)
         for m, v in r["rows"].items():
-            print(f"{k:12} {m:11} {statistics.fmean(v['final']):10.2%} {max(v['final']):11.2%} "
+            print(f"{k:12} {m:20} {statistics.fmean(v['final']):10.2%} {max(v['final']):11.2%} "
                   f"{statistics.fmean(v['curve']):10.2%}   {r['noise']:.2%}")
-    print("\nPart 2: bound-transferred lr vs grid-tuned lr at 4x the horizon (linear decay, final validation loss)")
+    print("\nPart 2: lr transferred from horizon T to 4T vs grid-tuned at 4T (linear decay; final validation "
+          "loss, mean of seeds; the power law is fitted on the lrs tuned at T/2 and T)")
     for k in args.workloads:
         p2 = part2(args.db, k, seeds)
-        with open_store(args.db) as store:
-            vals = []
-            for s in seeds:
-                tr = _sweep.find(store, _label(k, p2["spec"], 4 * p2["t"], p2["transferred"], s))
-                vals.append(tr.final_metrics.get("validation/loss", math.inf) if tr else math.inf)
-        lt = statistics.fmean(vals)
-        print(f"{k:12} T={p2['t']}: best lr {p2['best_t']:.4g}; 4T: grid best {p2['best_4t']:.4g} (loss "
-              f"{p2['loss_best_4t']:.4f}), bound-transferred {p2['transferred']:.4g} (loss {lt:.4f}); ratio "
-              f"{lt / p2['loss_best_4t']:.4f}")
+        t, best = p2["t"], p2["best"]
+        tuned = _final_val(args.db, k, p2["spec"], 4 * t, best[4 * t], seeds)
+        ref = statistics.fmean(tuned)
+        noise = max(tuned) / min(tuned) - 1
+        print(f"{k:12} tuned lr: T/2={t // 2} {best[t // 2]:.4g}, T={t} {best[t]:.4g}, 4T={4 * t} {best[4 * t]:.4g} "
+              f"(loss {ref:.4f}, seed spread {noise:.2%}); power-law exponent {p2['exponent']:+.2f}")
+        for rule, lr in p2["rules"].items():
+            loss = statistics.fmean(_final_val(args.db, k, p2["spec"], 4 * t, lr, seeds))
+            print(f"{'':12}   {rule:20} lr {lr:.4g}: loss {loss:.4f}, ratio to grid-tuned {loss / ref:.4f}")
 
 
 if __name__ == "__main__":

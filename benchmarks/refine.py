@@ -11,6 +11,17 @@ workload, four schedules with AdamW (the l1-norm refinement):
   in the ``steps`` column; ``2-pass`` adds the first pass's budget),
 * ``sf-adamw``: schedule-free AdamW (Defazio et al. 2024), warm-up 5%.
 
+and, where the published recipe misses the goal, its natural variants (each refined from the
+same ``linear`` run):
+
+* ``ref+wu``: the refined schedule times linear's own 5% linear warm-up (the median filter's
+  left padding flattens the early gradient-norm spike, so the refined start can be too hot
+  or too cold; practitioners keep the original warm-up),
+* ``ref-l2``: l2-norm weights g^-2 (the SGD rule) instead of the l1 rule for Adam,
+* ``ref-t.02``: a narrower median filter, tau 0.02 instead of 0.1 (follows the norms more closely),
+* ``ref-wide``: the shape refined from linear's run at linear's tuned lr, its peak retuned on a
+  wider grid (default lr x 0.25 .. 4): a refined schedule has a different area than linear.
+
 Each at its tuned peak lr over the same small grid (the workload's default lr x 0.5, 1, 2),
 3 seeds, the whole budget (no early stop), evaluations every 1% of the budget so steps to
 target are resolved finely. Tuned = most seeds reaching the target, then the lowest median
@@ -51,8 +62,13 @@ WORKLOADS: dict[str, tuple[int | None, Target | None]] = {
     "modarith": (None, None),
     "charlm": (600, Target("validation/loss", 1.7, "min")),
 }
-METHODS = {"linear": "adamw-linear", "cosine": "adamw-cosine", "sf-adamw": "schedulefree-adamw", "refined": "adamw-linear"}
+METHODS = {"linear": "adamw-linear", "cosine": "adamw-cosine", "sf-adamw": "schedulefree-adamw", "refined": "adamw-linear",
+           "ref+wu": "adamw-linear", "ref-l2": "adamw-linear", "ref-t.02": "adamw-linear", "ref-wide": "adamw-linear"}
+# refinement options of each refined method (warmup: linear's own warm-up fraction)
+REFINED: dict[str, dict[str, Any]] = {"refined": {}, "ref+wu": {"warmup": 0.05}, "ref-l2": {"norm": "l2"},
+                                      "ref-t.02": {"tau": 0.02}, "ref-wide": {}}
 LR_FACTORS = (0.5, 1.0, 2.0)
+WIDE_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 EVALS = 100
 
 
@@ -63,22 +79,28 @@ def _workload(key: str) -> Any:
     return wl
 
 
-def _label(key: str, method: str, lr: float, seed: int) -> str:
+def _label(key: str, method: str, lr: float, seed: int, source_lr: float | None = None) -> str:
+    """A run's name in the store; ``source_lr`` (the linear run a refined one starts from,
+    default its own lr) is not part of it."""
     return f"refine-bench|{key}|{method}|lr={lr:.6g}|seed={seed}"
 
 
-def _run(args: tuple[str, str, str, float, int]) -> tuple[str, float]:
-    db, key, method, lr, seed = args
+def _run(args: tuple) -> tuple[str, float]:
+    db, key, method, lr, seed, *source = args
     t0 = time.perf_counter()
     wl = _workload(key)
     algo = _sweep.algorithm_at(METHODS[method], wl, lr)
     with open_store(db) as store:
         extra: dict[str, float] = {}
-        if method == "refined":
-            first = _sweep.find(store, _label(key, "linear", lr, seed), status=("reached", "budget"))
+        if method in REFINED:
+            source_lr = source[0] if source else lr
+            first = _sweep.find(store, _label(key, "linear", source_lr, seed), status=("reached", "budget"))
             if first is None:  # the linear run diverged or failed: nothing to refine from
                 return _label(key, method, lr, seed), time.perf_counter() - t0
-            r = refine.refine_trial(store, first.id, steps=wl.budget_steps)
+            opts = dict(REFINED[method])
+            warmup = opts.pop("warmup", 0.0)
+            r = refine.refine_trial(store, first.id, steps=wl.budget_steps,
+                                    warmup_steps=round(warmup * wl.budget_steps), **opts)
             algo = dataclasses.replace(algo, name="adamw-refined", schedule=r.spec.to_dict())
             extra = {"first_pass/steps": float(first.steps)}
         run_trial(wl, algo, seed, store=store, config=TrainConfig(stop_at_target=False, threads=1),
@@ -86,30 +108,12 @@ def _run(args: tuple[str, str, str, float, int]) -> tuple[str, float]:
     return _label(key, method, lr, seed), time.perf_counter() - t0
 
 
-@dataclasses.dataclass
-class Cell:
-    steps: list[float]
-    final_loss: list[float]
-
-    @property
-    def reached(self) -> int:
-        return sum(math.isfinite(s) for s in self.steps)
-
-    @property
-    def median_steps(self) -> float:
-        return statistics.median(self.steps) if self.steps else math.inf
-
-    def rank(self) -> tuple[float, float, float]:
-        loss = statistics.fmean(self.final_loss) if self.final_loss else math.inf
-        return (-self.reached, self.median_steps, loss if math.isfinite(loss) else math.inf)
-
-
-def _cells(db: str, key: str, lrs: list[float], seeds: list[int]) -> dict[str, dict[float, Cell]]:
-    out: dict[str, dict[float, Cell]] = {}
+def _cells(db: str, key: str, grid: dict[str, list[float]], seeds: list[int]) -> dict[str, dict[float, _sweep.Cell]]:
+    out: dict[str, dict[float, _sweep.Cell]] = {}
     with open_store(db) as store:
         for method in METHODS:
-            for lr in lrs:
-                cell = Cell([], [])
+            for lr in grid[method]:
+                cell = _sweep.Cell([], [])
                 for seed in seeds:
                     t = _sweep.find(store, _label(key, method, lr, seed))
                     if t is None:
@@ -123,57 +127,55 @@ def _cells(db: str, key: str, lrs: list[float], seeds: list[int]) -> dict[str, d
     return out
 
 
-def _fmt_steps(c: Cell, n: int) -> str:
-    m = c.median_steps
-    return f"{m:6.0f} ({c.reached}/{n})" if math.isfinite(m) else f"  miss ({c.reached}/{n})"
-
-
-def _fmt_loss(c: Cell) -> str:
-    finite = [x for x in c.final_loss if math.isfinite(x)]
-    if not finite:
-        return "diverged"
-    sd = statistics.stdev(finite) if len(finite) > 1 else 0.0
-    return f"{statistics.fmean(finite):.4f} +- {sd:.4f}"
-
-
 def main() -> None:
     args = _sweep.parse_args(__doc__, WORKLOADS, "benchmarks/out/refine.db")
     seeds = list(range(args.seeds))
-    grids = {k: [round(_workload(k).default_hyperparameters["lr"] * f, 8) for f in LR_FACTORS] for k in args.workloads}
+    n = len(seeds)
+    default_lr = {k: _workload(k).default_hyperparameters["lr"] for k in args.workloads}
+    grids = {k: {m: [round(default_lr[k] * f, 8) for f in (WIDE_FACTORS if m == "ref-wide" else LR_FACTORS)]
+                 for m in METHODS} for k in args.workloads}
     first = [(args.db, k, m, lr, s) for k in args.workloads for m in ("linear", "cosine", "sf-adamw")
-             for lr in grids[k] for s in seeds]
-    second = [(args.db, k, "refined", lr, s) for k in args.workloads for lr in grids[k] for s in seeds]
+             for lr in grids[k][m] for s in seeds]
     print(f"phase 1: {len(first)} runs (linear, cosine, schedule-free)", flush=True)
     _sweep.execute(args.db, first, _label, _run, args.procs)
+    second = []
+    for k in args.workloads:
+        linear_lr = min(_cells(args.db, k, grids[k], seeds)["linear"].items(), key=lambda kv: kv[1].rank())[0]
+        for m in REFINED:
+            second += [(args.db, k, m, lr, s, linear_lr if m == "ref-wide" else lr) for lr in grids[k][m] for s in seeds]
     print(f"phase 2: {len(second)} refined runs", flush=True)
     _sweep.execute(args.db, second, _label, _run, args.procs)
 
-    ratios: list[float] = []
-    n = len(seeds)
+    steps_ratio: dict[str, list[float]] = {m: [] for m in REFINED}
+    rows = []
     print()
-    print(f"{'workload':18} {'method':9} {'lr':>8} {'steps to target':>16} {'final val loss':>18}   notes")
+    print(f"{'workload':18} {'method':9} {'lr':>8} {'steps to target':>16} {'final val loss':>18}")
     for k in args.workloads:
         cells = _cells(args.db, k, grids[k], seeds)
         tuned = {m: min(cells[m].items(), key=lambda kv: kv[1].rank()) for m in METHODS}
-        budget = _workload(k).budget_steps
-        for m in ("linear", "cosine", "refined", "sf-adamw"):
+        for m in METHODS:
             lr, c = tuned[m]
-            print(f"{k:18} {m:9} {lr:8.4g} {_fmt_steps(c, n):>16} {_fmt_loss(c):>18}")
-        lin, ref = tuned["linear"][1], tuned["refined"][1]
-        finite = [s for s in lin.steps if math.isfinite(s)]
-        noise = (max(finite) / min(finite) - 1) if len(finite) >= 2 else math.nan
-        if math.isfinite(lin.median_steps) and math.isfinite(ref.median_steps):
-            ratio = ref.median_steps / lin.median_steps
-            two_pass = (ref.median_steps + budget) / lin.median_steps
-            ratios.append(ratio)
-            print(f"{'':18} refined/linear steps {ratio:.3f} (noise floor {noise:.0%}); with the first pass "
-                  f"({budget} steps) {two_pass:.2f}")
-        else:
-            print(f"{'':18} refined/linear: n/a (linear {_fmt_steps(lin, n).strip()}, refined "
-                  f"{_fmt_steps(ref, n).strip()})")
-    if ratios:
-        print(f"\nmedian refined/linear steps-to-target over {len(ratios)} workloads: {statistics.median(ratios):.3f}; "
-              f"<= 0.9 on {sum(r <= 0.9 for r in ratios)}/{len(ratios)}")
+            print(f"{k:18} {m:9} {lr:8.4g} {_sweep.fmt_steps(c, n):>16} {_sweep.fmt_loss(c):>18}")
+        lin = tuned["linear"][1]
+        lin_loss = statistics.fmean(lin.final_loss)
+        for m in REFINED:
+            c = tuned[m][1]
+            r = _sweep.ratio(c.median_steps, lin.median_steps)
+            if math.isfinite(lin.median_steps) and not math.isfinite(c.median_steps):
+                r = math.inf  # linear reached the target, this method did not
+            steps_ratio[m].append(r)
+            rows.append((k, m, r, _sweep.spread(lin.steps), _sweep.ratio(statistics.fmean(c.final_loss), lin_loss),
+                         _sweep.spread(lin.final_loss), _sweep.ratio(c.median_steps + _workload(k).budget_steps, lin.median_steps)))
+    print("\nratios to linear at tuned lrs (noise floor = linear's seed spread max/min - 1)")
+    print(f"{'workload':18} {'method':9} {'steps':>6} {'(noise)':>8} {'final loss':>10} {'(noise)':>8} {'2-pass steps':>12}")
+    for k, m, r, rn, lr_, ln, two in rows:
+        print(f"{k:18} {m:9} {r:6.3f} {rn:8.0%} {lr_:10.4f} {ln:8.1%} {two:12.2f}")
+    print()
+    for m, rs in steps_ratio.items():
+        known = [r for r in rs if not math.isnan(r)]  # inf: a miss where linear reached the target
+        if known:
+            print(f"{m:9} median steps-to-target ratio over {len(known)} workloads {statistics.median(known):.3f}; "
+                  f"<= 0.9 on {sum(r <= 0.9 for r in known)}/{len(known)}")
 
 
 if __name__ == "__main__":

@@ -32,8 +32,12 @@ def data(n: int = 10, seed: int = 1) -> list[tuple[torch.Tensor, torch.Tensor]]:
 def step(model: nn.Module, opt: torch.optim.Optimizer, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
     opt.zero_grad()
     x, y = batch
-    ((model(x) - y) ** 2).mean().backward()
-    opt.step()
+    loss = ((model(x) - y) ** 2).mean()
+    loss.backward()
+    if O.needs_loss(opt):  # Polyak-type steps (steplab.polyak) read the loss
+        opt.step(lambda: loss)
+    else:
+        opt.step()
 
 
 def flat(model: nn.Module) -> torch.Tensor:

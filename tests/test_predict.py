@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -152,3 +153,81 @@ def test_cli_bound_transfer_cooldown(tmp_path):
     r = runner.invoke(app, ["predict", "transfer", "-s", "linear", "--from", "400", "--lr", "0.003", "--to", "1600",
                             "--workload", "logreg"])
     assert r.exit_code == 2 and "both" in r.output
+
+
+def _store_eval_run(db, spec: str, steps: int, seed: int, every: int = 20, truth: laws.AnnealingLaw = LAW) -> int:
+    """A recorded run whose per-step losses are very noisy (20%) but whose ``train/loss``
+    evaluations every ``every`` updates are the exact law (what an average over a fixed
+    training sample approaches)."""
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=PEAK)
+    sched = schedules.to_lr_scheduler(opt, schedules.build(spec, steps))
+    mult = np.asarray(schedules.values(schedules.build(spec, steps), steps))
+    law = dataclasses.replace(truth, warmup_steps=predict.warmup_steps_of(mult))
+    after = law.predict(PEAK * mult)  # after[k - 1]: loss after k updates
+    rng = np.random.default_rng(seed)
+    with Recorder(opt, db=db, name=spec) as rec:
+        for k in range(steps):
+            model(torch.ones(1, 2)).sum().backward()
+            opt.step()
+            opt.zero_grad()
+            sched.step()
+            value = after[k - 1] if k >= 1 and np.isfinite(after[k - 1]) else 10.0
+            rec.log(float(value * (1 + 0.2 * rng.standard_normal())))
+            if (k + 1) % every == 0 and np.isfinite(after[k]):
+                rec.eval(step=k + 1, **{"train/loss": float(after[k])})
+        return rec.trial_id
+
+
+def test_fit_on_evaluations_instead_of_the_noisy_trace(tmp_path):
+    db = tmp_path / "e.db"
+    ids = [_store_eval_run(db, s, 1200, i) for i, s in enumerate(["constant:warmup=0.05", "cosine:warmup=0.05"])]
+    unseen_spec = "wsd:decay=0.2,shape=1-sqrt,warmup=0.05"
+    with open_store(db) as store:
+        run = predict.load_run(store, ids[0], "train/loss")
+        assert run.smooth == 1 and run.updates == 1200
+        # the law is undefined during the 59-update warm-up, so the first evaluation is at 60
+        assert list(run.steps[:3]) == [60, 80, 100] and run.steps[-1] == 1200
+        fitted = predict.fit_trials(store, ids, "annealing", metric="train/loss")
+        assert fitted.steps == (1200, 1200)
+        with pytest.raises(SpecError, match=r"0 evaluations of 'validation/loss'.*train/loss"):
+            predict.load_run(store, ids[0], "validation/loss")
+    mult = np.asarray(schedules.values(schedules.build(unseen_spec, 1200), 1200))
+    truth = LAW.__class__(**{**LAW.__dict__, "warmup_steps": predict.warmup_steps_of(mult)}).predict(PEAK * mult)
+    pred = predict.predict_curve(fitted.law, unseen_spec, 1200, PEAK)
+    assert pred[-1] == pytest.approx(truth[-1], rel=2e-3)
+    # the curve reaches past the last update: an evaluation after all T updates is fitted too
+    curve = run.curve()
+    assert curve.steps[-1] == 1200 and curve.lrs.size == 1201
+
+
+def test_cli_fit_metric(tmp_path):
+    db = tmp_path / "e.db"
+    ids = [_store_eval_run(db, s, 600, i) for i, s in enumerate(["constant:warmup=0.05", "cosine:warmup=0.05"])]
+    out = tmp_path / "law.json"
+    r = runner.invoke(app, ["predict", "fit", *map(str, ids), "--metric", "train/loss", "--db", str(db), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert json.loads(out.read_text())["fit"]["steps"] == [600, 600]
+    bad = runner.invoke(app, ["predict", "fit", str(ids[0]), "--metric", "nope", "--db", str(db)])
+    assert bad.exit_code != 0 and "evaluations of 'nope'" in bad.output
+
+
+def test_lambda_fit_picks_the_decay_of_a_short_memory(tmp_path):
+    db = tmp_path / "l.db"
+    short = dataclasses.replace(LAW, lam=0.95, C=2.0)
+    ids = [_store_eval_run(db, s, 800, i, truth=short) for i, s in enumerate(["constant:warmup=0.05", "cosine:warmup=0.05"])]
+    with open_store(db) as store:
+        runs = [predict.load_run(store, i, "train/loss") for i in ids]
+    chosen = predict.fit_runs(runs, lam="fit")
+    paper = predict.fit_runs(runs, lam=0.999)
+    assert chosen.law.lam == 0.95 and chosen.residual < paper.residual
+    spec = "wsd:decay=0.2,shape=1-sqrt,warmup=0.05"
+    mult = np.asarray(schedules.values(schedules.build(spec, 800), 800))
+    truth = dataclasses.replace(short, warmup_steps=predict.warmup_steps_of(mult)).predict(PEAK * mult)[-1]
+    assert predict.final_loss(chosen.law, spec, 800, PEAK) == pytest.approx(truth, rel=2e-3)
+    with pytest.raises(SpecError, match="'fit'"):
+        predict.fit_runs(runs, lam="best")
+    with pytest.raises(SpecError, match="annealing law only"):
+        predict.fit_runs(runs, "multipower", lam="fit")
+    bad = runner.invoke(app, ["predict", "fit", str(ids[0]), "--lambda", "x", "--db", str(db)])
+    assert bad.exit_code != 0 and "--lambda must be a number or 'fit'" in bad.output

@@ -119,3 +119,32 @@ def test_every_workload_reaches_its_target_with_the_default_algorithm(entry):
     algo = algorithms.get_algorithm(wl.default_algorithm).with_hyperparameters(wl.default_hyperparameters)
     r = run_trial(wl, algo, 0, config=TrainConfig(threads=1))
     assert r.status == "reached", (r.status, r.final_metrics, r.message)
+
+
+def test_train_loss_is_the_mean_over_a_fixed_training_sample():
+    wl = workloads.get("logreg", budget_steps=10)
+    device = torch.device("cpu")
+    model = wl.init_model(0).eval()
+    stream = wl.batches(wl.train_eval_seed, device)
+    with torch.no_grad():
+        by_hand = sum(float(wl.loss(model, next(stream))) for _ in range(3)) / 3
+    assert wl.train_loss(model, device, 3) == pytest.approx(by_hand, rel=1e-6)
+    assert wl.train_loss(model, device, 3) == wl.train_loss(model, device, 3)  # same sample each call
+    assert wl.train_loss(model, device, 1) != pytest.approx(by_hand, rel=1e-6)
+    with pytest.raises(ValueError, match="batches >= 1"):
+        wl.train_loss(model, device, 0)
+
+
+def test_train_eval_batches_records_train_loss_at_every_evaluation():
+    wl = workloads.get("logreg", budget_steps=40)
+    store = open_store("sqlite://")
+    cfg = TrainConfig(stop_at_target=False, threads=1, train_eval_batches=4)
+    r = run_trial(wl, ADAMW.resolved(), 0, store=store, config=cfg)
+    rows = [e for e in store.evals(r.id) if e.metric == "train/loss"]
+    val = [e for e in store.evals(r.id) if e.metric == "validation/loss"]
+    assert [e.step for e in rows] == [e.step for e in val] and len(rows) == 40 // wl.eval_every
+    assert {e.split for e in rows} == {"train"}
+    assert r.final_metrics["train/loss"] == rows[-1].value
+    assert rows[-1].value < rows[0].value  # training lowers the training loss
+    plain = run_trial(wl, ADAMW.resolved(), 0, store=store, config=TrainConfig(stop_at_target=False, threads=1))
+    assert "train/loss" not in plain.final_metrics

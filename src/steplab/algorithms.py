@@ -527,6 +527,17 @@ def _builtins() -> dict[str, Algorithm]:
         Algorithm("adamw-onecycle", "adamw", dict(_ADAMW_KW), 3e-3, 0.05, {"name": "onecycle", "pct_start": 0.3},
                   search_space={**no_warmup, "schedule.pct_start": Uniform(0.1, 0.5)},
                   description="AdamW, one-cycle lr (30% rise, cosine anneal; momentum not cycled) (Smith & Topin 2017)"),
+        # Polyak-type steps (steplab.polyak): lr is the cap of the adaptive step, the schedule
+        # scales the cap; f* = 0 (a lower bound of every built-in loss)
+        Algorithm("sps", "sps", {"c": 0.5, "f_star": 0.0}, 1.0, 0.0, {"name": "constant"},
+                  search_space={"lr": LogUniform(0.03, 10.0), "optimizer.c": Uniform(0.2, 1.0)},
+                  description="SPS_max: stochastic Polyak step (f*=0, c=1/2) capped at lr (Loizou et al. 2021)"),
+        Algorithm("momo", "momo", {"momentum": 0.9, "online_f_star": True}, 1.0, 0.0, {"name": "constant"},
+                  search_space={"lr": LogUniform(0.1, 10.0), "one_minus_beta1": LogUniform(0.02, 0.3)},
+                  description="MoMo: momentum model + Polyak step, f* estimated online, capped at lr (Schaipp et al. 2023)"),
+        Algorithm("polyak-momentum", "alr-smag", {"momentum": 0.9, "c": 1.0}, 0.3, 0.0, {"name": "constant"},
+                  search_space={"lr": LogUniform(0.01, 3.0), "one_minus_beta1": LogUniform(0.02, 0.3)},
+                  description="ALR-SMAG: generalized Polyak step along heavy-ball momentum, capped at lr (Wang et al. 2023)"),
     ]
     return {a.name: a for a in algos}
 

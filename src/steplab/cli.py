@@ -239,6 +239,8 @@ def run_cmd(
     stop_at_target: bool = typer.Option(True, "--stop-at-target/--no-stop-at-target", help="Stop once the target is reached."),
     device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: CUDA when available)."),
     name: str | None = typer.Option(None, "--name", help="A label for this run."),
+    train_eval_batches: int = typer.Option(0, "--train-eval-batches", min=0,
+                                           help="Also evaluate train/loss on this many fixed training batches at each evaluation."),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
     """Train one algorithm on one workload, record it, print the outcome."""
@@ -250,7 +252,8 @@ def run_cmd(
 
     wl = workloads.get(workload, variant, budget_steps=steps)
     algo = _build_algorithm(algorithm, optimizer, lr, weight_decay, schedule, sets).resolved()
-    cfg = TrainConfig(device=str(pick_device(device)), stop_at_target=stop_at_target)
+    cfg = TrainConfig(device=str(pick_device(device)), stop_at_target=stop_at_target,
+                      train_eval_batches=train_eval_batches)
     target = wl.target
     with open_store(db) as store, _progress("[bold]{task.description}") as bar:
         task = bar.add_task(f"{wl.key} · {algo.name}", total=wl.budget_steps, info="")
@@ -481,18 +484,34 @@ def bench_cmd(
 @friendly
 def report_cmd(
     study: int | None = typer.Option(None, "--study", help="Benchmark study id (default: the newest)."),
+    trials: list[int] = typer.Option([], "--trial", help="Report these trials instead of a benchmark: any "
+                                     "run, recorded or imported (repeatable; steplab runs list)."),
     html: str | None = typer.Option(None, "--html", help="Write a self-contained HTML report here."),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
-    """Print a benchmark's scores; optionally write the HTML report."""
+    """Print a benchmark's scores, or with --trial a report of single runs; optionally write
+    the HTML report."""
     from steplab import bench, report
-    from steplab.errors import StoreError
+    from steplab.errors import SpecError, StoreError
     from steplab.store import open_store
 
+    if trials:
+        if study is not None:
+            raise SpecError("--trial and --study do not go together: --study reports a benchmark, "
+                            "--trial single runs; pass one of them")
+        from steplab import run_report
+
+        with open_store(db) as store:
+            runs = run_report.load_runs(store, trials)
+        run_report.print_report(runs, console)
+        if html:
+            console.print(f"wrote {run_report.write_html(runs, html)}")
+        return
     with open_store(db) as store:
         study_id = study if study is not None else report.latest_benchmark(store)
         if study_id is None:
-            raise StoreError("no benchmark in this database yet; run `steplab bench` first")
+            raise StoreError("no benchmark in this database yet; run `steplab bench` first, "
+                             "or report single runs with `steplab report --trial ID`")
         scores = bench.score(store, study_id)
         report.print_summary(scores, console, title=store.get_study(study_id)["name"])
         if html:
@@ -503,6 +522,8 @@ def report_cmd(
 from steplab.cli_predict import predict_app  # noqa: E402
 
 app.add_typer(predict_app, name="predict")
+import steplab.cli_autolr  # noqa: E402,F401  (registers `steplab autolr`)
+import steplab.cli_io  # noqa: E402,F401  (registers `steplab import` and `steplab export`)
 
 
 def run() -> None:  # pragma: no cover - console entry point

@@ -12,9 +12,17 @@ import typer
 from rich.table import Table
 
 from steplab.cli import DB_HELP, console, friendly
+from steplab.errors import SpecError
 
 predict_app = typer.Typer(help="Predict a schedule's loss curve, bound, best LR and cooldown before training.",
                           no_args_is_help=True)
+
+
+def _number(option: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise SpecError(f"{option} must be a number or 'fit', got {text!r}") from None
 
 
 @predict_app.command("fit")
@@ -22,19 +30,23 @@ predict_app = typer.Typer(help="Predict a schedule's loss curve, bound, best LR 
 def fit_cmd(
     trial_ids: list[int] = typer.Argument(..., help="One or two trial ids (e.g. a constant and a cosine run)."),
     law: str = typer.Option("annealing", "--law", help="annealing (Tissue et al. 2024) or multipower (Luo et al. 2025)."),
-    lam: float = typer.Option(0.999, "--lambda", help="Annealing law: momentum decay of the annealing area S2."),
+    lam: str = typer.Option("0.999", "--lambda", help="Annealing law: momentum decay of the annealing area S2, "
+                            "or 'fit' to pick it from 0.9..0.999 by the fit residual (short runs)."),
     include_warmup: bool = typer.Option(False, "--include-warmup", help="Annealing law: count warm-up steps in the areas."),
+    metric: str | None = typer.Option(None, "--metric", help="Fit an evaluated metric (e.g. train/loss, validation/loss) "
+                                      "instead of the per-step training loss."),
     out: str = typer.Option("law.json", "--out", "-o", help="Write the fitted law here."),
     plot: str | None = typer.Option(None, "--plot", help="Plot observed and fitted curves to this PNG."),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
-    """Fit a loss-curve law on the training-loss traces of recorded runs."""
+    """Fit a loss-curve law on the training-loss traces (or evaluations) of recorded runs."""
     from steplab import predict
     from steplab.store import open_store
 
     with open_store(db) as store:
-        runs = [predict.load_run(store, t) for t in trial_ids]
-    fitted = predict.fit_runs(runs, law, lam=lam, include_warmup=include_warmup)
+        runs = [predict.load_run(store, t, metric) for t in trial_ids]
+    fitted = predict.fit_runs(runs, law, lam=lam if lam == "fit" else _number("--lambda", lam),
+                              include_warmup=include_warmup)
     fitted.save(out)
     params = {k: v for k, v in fitted.law.to_dict().items() if k != "law"}
     console.print(f"fitted the {law} law on trial(s) {', '.join(map(str, trial_ids))} ({fitted.n_points} points): "
@@ -54,10 +66,11 @@ def fit_cmd(
         series = []
         for i, r in enumerate(runs):
             c = r.curve()
-            series.append((f"trial {r.trial_id} (smoothed)", c.steps, c.losses, {"color": f"C{i}", "alpha": 0.5}))
+            series.append((f"trial {r.trial_id}" + (" (smoothed)" if metric is None else ""), c.steps, c.losses,
+                           {"color": f"C{i}", "alpha": 0.5}))
             series.append((f"trial {r.trial_id} fit", c.steps, fitted.law.predict(c.lrs, c.steps),
                            {"color": f"C{i}", "ls": "--"}))
-        console.print(f"wrote {plot_lines(series, plot, ylabel='training loss', title=f'{law} law fit', logy=True)}")
+        console.print(f"wrote {plot_lines(series, plot, ylabel=metric or 'training loss', title=f'{law} law fit', logy=True)}")
 
 
 @predict_app.command("curve")

@@ -23,3 +23,9 @@ class StoreError(SteplabError):
 
 class TrialPruned(SteplabError):
     """A tuning strategy stopped a trial early on purpose (not a failure)."""
+
+
+class SourceError(SteplabError, ValueError):
+    """An outside training log (TensorBoard, MLflow, CSV) is missing, unreadable or
+    malformed: a missing tag or column, steps that go backwards, an empty file, an unknown
+    run."""

@@ -1,10 +1,12 @@
 """Optimizers by name, built from well-kept packages (DESIGN.md, ``optimizers.py``).
 
-steplab implements no update rule itself: each registry entry points at a class in
-``torch.optim``, ``schedulefree`` (Defazio et al. 2024, "The Road Less Scheduled"),
-``pytorch_optimizer`` (Lion, Prodigy, D-Adaptation, AdaBelief, Adan) or ``dog``
-(``dog-optimizer``, Ivgi et al. 2023). Any ``module:Class`` import path works too
-(bring your own, e.g. ``torch.optim:Adagrad``).
+Each registry entry points at a class in ``torch.optim``, ``schedulefree`` (Defazio et al.
+2024, "The Road Less Scheduled"), ``pytorch_optimizer`` (Lion, Prodigy, D-Adaptation,
+AdaBelief, Adan) or ``dog`` (``dog-optimizer``, Ivgi et al. 2023). The only update rules
+steplab writes itself are the Polyak-type steps no installed package provides
+(:mod:`steplab.polyak`: SPS_max, MoMo, ALR-SMAG); they read the minibatch loss, see
+:func:`needs_loss`. Any ``module:Class`` import path works too (bring your own, e.g.
+``torch.optim:Adagrad``).
 
 :func:`build_optimizer` adds what every benchmark needs around the class:
 
@@ -106,6 +108,15 @@ for _info in [
                   "Ivgi et al. 2023, arXiv 2302.12022", adam_family=False, averaged=True),
     OptimizerInfo("ldog", "dog:LDoG", "layer-wise DoG (lr=1) + polynomial-decay averaging at eval",
                   "Ivgi et al. 2023, arXiv 2302.12022", adam_family=False, averaged=True),
+    # Polyak-type step sizes (steplab.polyak): lr is the cap of the adaptive step; they read
+    # the minibatch loss through step(closure), see needs_loss
+    OptimizerInfo("sps", "steplab.polyak:SPSMax", "SPS_max stochastic Polyak step, capped at lr",
+                  "Loizou et al. 2021, arXiv 2002.10542", adam_family=False),
+    OptimizerInfo("momo", "steplab.polyak:MoMo", "MoMo momentum model, online f* estimate, capped at lr",
+                  "Schaipp et al. 2023, arXiv 2305.07583", adam_family=False),
+    OptimizerInfo("alr-smag", "steplab.polyak:PolyakMomentum",
+                  "generalized Polyak step with heavy-ball momentum (ALR-SMAG), capped at lr",
+                  "Wang et al. 2023, arXiv 2305.12939", adam_family=False),
 ]:
     register(_info)
 
@@ -306,6 +317,14 @@ def is_adam_family(name: str) -> bool:
     return info(name).adam_family
 
 
+def needs_loss(opt: torch.optim.Optimizer) -> bool:
+    """True if ``opt.step`` needs the minibatch loss, passed as ``opt.step(lambda: loss)``
+    (the Polyak-type steps of :mod:`steplab.polyak`; any class may opt in with a class
+    attribute ``needs_loss = True``). The closure returns the loss already computed for the
+    step: nothing is recomputed, and every other optimizer keeps its plain ``step()``."""
+    return bool(getattr(type(opt), "needs_loss", False))
+
+
 def is_schedule_free(opt: torch.optim.Optimizer) -> bool:
     """True for the ``schedulefree`` package's optimizers (and pytorch-optimizer's ports):
     the parameters hold the gradient point ``y`` in train mode and ``x`` in eval mode."""
@@ -468,6 +487,7 @@ __all__ = [
     "info",
     "is_adam_family",
     "is_schedule_free",
+    "needs_loss",
     "optimizer_names",
     "param_groups",
     "refresh_batchnorm",

@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from steplab import schedules  # noqa: E402
 
 if TYPE_CHECKING:
+    from steplab.autolr import AutoLRSResult
     from steplab.refine import Refinement
 
 
@@ -147,4 +148,57 @@ def plot_lines(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    return _save(fig, out)
+
+
+def plot_autolrs(
+    result: AutoLRSResult, out: str | Path, *, own_lrs: Sequence[float] | None = None,
+    own_label: str = "the algorithm's own schedule", title: str = "",
+) -> Path:
+    """Two panels of an AutoLRS run (Jin et al. 2021): the emergent learning rate per step
+    beside the algorithm's own schedule (``own_lrs``: its learning rate per step), with every
+    stage's candidate LRs at the stage start (marker colour: predicted loss, darker is
+    lower); then each stage's candidates' predicted loss against their LR, the chosen one
+    ringed."""
+    import numpy as np
+
+    r = result
+    fig, (ax0, ax1) = plt.subplots(2, 1, figsize=(8.5, 8), dpi=110)
+    steps = np.arange(r.budget_steps)
+    emergent = [r.stages[-1].lr] * r.budget_steps if r.stages else []
+    for st in r.stages:
+        for k in range(st.start, min(st.start + st.steps, r.budget_steps)):
+            emergent[k] = st.lr
+    if emergent:
+        ax0.step(steps, emergent, where="post", lw=2.0, color="C0", label="AutoLRS (emergent)")
+    if own_lrs is not None and len(own_lrs):
+        ax0.plot(np.arange(len(own_lrs)), own_lrs, lw=1.4, ls="--", color="C1", label=own_label)
+    objs = [c.objective for st in r.stages for c in st.candidates if np.isfinite(c.objective)]
+    lo, hi = (min(objs), max(objs)) if objs else (0.0, 1.0)
+    for st in r.stages:
+        xs = [st.start] * len(st.candidates)
+        ax0.scatter(xs, [c.lr for c in st.candidates], c=[c.objective for c in st.candidates], cmap="viridis",
+                    vmin=lo, vmax=hi, s=14, zorder=3)
+    ax0.set_yscale("log")
+    shown = [c.lr for st in r.stages for c in st.candidates]
+    if shown:  # a decay to 0 would stretch the log axis over decades nobody trains at
+        ax0.set_ylim(min(shown) / 3, max(shown) * 3)
+    ax0.set_xlabel("step")
+    ax0.set_ylabel("learning rate")
+    ax0.set_xlim(0, r.budget_steps)
+    ax0.legend(fontsize=8, loc="best")
+    ax0.set_title("learning rate: emergent schedule, candidates at each stage start")
+    for i, st in enumerate(r.stages):
+        pts = sorted((c.lr, c.objective) for c in st.candidates)
+        ax1.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", lw=0.8, color=f"C{i % 10}",
+                 label=f"stage {i + 1} (steps {st.start}..{st.start + st.steps})")
+        ax1.scatter([st.lr], [st.candidates[st.chosen].objective], s=80, facecolors="none",
+                    edgecolors=f"C{i % 10}", linewidths=1.8, zorder=3)
+    ax1.set_xscale("log")
+    ax1.set_xlabel("candidate learning rate")
+    ax1.set_ylabel("predicted validation loss at the stage end")
+    ax1.legend(fontsize=7, loc="best")
+    for a in (ax0, ax1):
+        a.grid(alpha=0.3)
+    fig.suptitle(title or f"AutoLRS on {r.workload}, seed {r.seed}")
     return _save(fig, out)

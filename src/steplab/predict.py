@@ -47,23 +47,41 @@ FAMILIES: dict[str, list[dict[str, Any]]] = {
 # ---------------------------------------------------------------------------------- traces
 @dataclasses.dataclass(frozen=True)
 class Run:
-    """What a law needs from one stored trial: its absolute LRs, its losses, its warm-up."""
+    """What a law needs from one stored trial: its absolute LRs, its losses, its warm-up.
+
+    ``losses[i]`` is the loss after ``steps[i]`` updates: the per-step training loss of the
+    trace (logged before update ``k``, so after ``k`` updates) or an evaluated metric such as
+    ``train/loss`` (see :func:`load_run`)."""
 
     trial_id: int
-    steps: np.ndarray  # update numbers 0..T-1
-    lrs: np.ndarray  # absolute LR of each update
-    losses: np.ndarray  # training loss logged at each update (before it)
+    steps: np.ndarray  # update counts at which the losses were taken, increasing
+    lrs: np.ndarray  # absolute LR of every update 0..T-1
+    losses: np.ndarray
     warmup_steps: int
+    #: moving-average width for :meth:`curve`: 21 for noisy per-step minibatch losses, 1 for
+    #: evaluations (already averaged over a sample)
+    smooth: int = 21
 
     @property
     def peak_lr(self) -> float:
         return float(np.nanmax(self.lrs))
 
-    def curve(self, *, upto: int | None = None, max_points: int = 400, smooth: int = 21) -> laws.Curve:
-        """The (smoothed, subsampled) curve of updates ``< upto`` (default all)."""
-        n = len(self.steps) if upto is None else int(upto)
-        return laws.prepare_curve(self.steps[:n], self.lrs[: int(self.steps[n - 1]) + 1], self.losses[:n],
-                                  max_points=max_points, smooth=smooth)
+    @property
+    def updates(self) -> int:
+        """The run's length T in updates."""
+        return int(len(self.lrs))
+
+    def curve(self, *, upto: int | None = None, max_points: int = 400, smooth: int | None = None) -> laws.Curve:
+        """The (smoothed, subsampled) curve of the losses taken after fewer than ``upto``
+        updates (default all)."""
+        n = len(self.steps) if upto is None else int(np.searchsorted(self.steps, int(upto)))
+        if n < 1:
+            raise SpecError(f"trial {self.trial_id} has no losses before update {upto}")
+        last = int(self.steps[n - 1])
+        # a loss taken after all T updates needs an lr entry T (never applied): repeat the last
+        lrs = self.lrs if last < len(self.lrs) else np.concatenate([self.lrs, np.repeat(self.lrs[-1:], last + 1 - len(self.lrs))])
+        return laws.prepare_curve(self.steps[:n], lrs[: last + 1], self.losses[:n], max_points=max_points,
+                                  smooth=self.smooth if smooth is None else smooth)
 
 
 def warmup_steps_of(lrs: Sequence[float] | np.ndarray) -> int:
@@ -77,8 +95,13 @@ def warmup_steps_of(lrs: Sequence[float] | np.ndarray) -> int:
     return first if first > 0 and x[0] < top * (1 - 1e-9) else 0
 
 
-def load_run(store: Any, trial_id: int) -> Run:
-    """A stored trial's trace as a :class:`Run`; a clear error when it cannot be fitted."""
+def load_run(store: Any, trial_id: int, metric: str | None = None) -> Run:
+    """A stored trial as a :class:`Run`; a clear error when it cannot be fitted.
+
+    ``metric`` None takes the per-step training losses of the trace (noisy minibatch losses,
+    smoothed when fitted); a metric name such as ``train/loss`` (``steplab run
+    --train-eval-batches``) or ``validation/loss`` takes that metric's evaluations instead,
+    which are averages over a whole sample and so far less noisy, though sparser."""
     trace = store.steps(trial_id)
     steps, lrs, losses = trace["step"], trace["lr"], trace["loss"]
     if len(steps) < 10:
@@ -87,8 +110,18 @@ def load_run(store: Any, trial_id: int) -> Run:
         raise SpecError(f"trial {trial_id} has steps without a recorded lr; record it with the Recorder")
     if not np.array_equal(steps, np.arange(len(steps))):
         raise SpecError(f"trial {trial_id} did not record every update from 0; a law needs the lr of each update")
-    return Run(int(trial_id), steps.astype(np.int64), lrs.astype(np.float64), losses.astype(np.float64),
-               warmup_steps_of(lrs))
+    lrs = lrs.astype(np.float64)
+    if metric is None:
+        return Run(int(trial_id), steps.astype(np.int64), lrs, losses.astype(np.float64), warmup_steps_of(lrs))
+    rows = store.evals(trial_id)
+    picked = sorted((r.step, r.value) for r in rows if r.metric == metric and 1 <= r.step <= len(steps))
+    if len(picked) < laws.MIN_POINTS:
+        known = sorted({r.metric for r in rows})
+        raise SpecError(f"trial {trial_id} has {len(picked)} evaluations of {metric!r} (a fit needs "
+                        f"{laws.MIN_POINTS}); its metrics: {', '.join(known) or 'none'}")
+    at, values = zip(*picked, strict=True)
+    return Run(int(trial_id), np.asarray(at, dtype=np.int64), lrs, np.asarray(values, dtype=np.float64),
+               warmup_steps_of(lrs), smooth=1)
 
 
 # ---------------------------------------------------------------------------------- fitting
@@ -138,11 +171,27 @@ def load_law(path: str | Path) -> FittedLaw:
     return FittedLaw.from_dict(data)
 
 
-def fit_runs(runs: Sequence[Run], law: str = "annealing", *, lam: float = 0.999,
+#: the decay factors ``lam="fit"`` chooses from (Tissue et al. 2024 recommend 0.99 .. 0.999
+#: for runs of tens of thousands of steps; a run of a few hundred needs a shorter memory)
+LAMBDA_GRID = (0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
+
+
+def fit_runs(runs: Sequence[Run], law: str = "annealing", *, lam: float | str = 0.999,
              include_warmup: bool = False, upto: int | None = None) -> FittedLaw:
     """Fit ``law`` jointly on ``runs`` (one or two, e.g. constant + cosine) by Huber loss on
     log loss (Tissue et al. 2024 §4; Luo et al. 2025 §4). ``upto`` fits only the first
-    updates of each run."""
+    updates of each run.
+
+    ``lam`` is the annealing law's momentum decay (the paper fixes 0.999, a memory of ~1,000
+    updates); ``lam="fit"`` fits the law at every value of :data:`LAMBDA_GRID` and keeps the
+    one with the lowest fit residual, for runs whose length is far from the paper's."""
+    if isinstance(lam, str):
+        if lam != "fit":
+            raise SpecError(f"lambda must be a number in [0, 1) or 'fit', got {lam!r}")
+        if law != "annealing":
+            raise SpecError("lambda='fit' applies to the annealing law only")
+        fits = [fit_runs(runs, law, lam=g, include_warmup=include_warmup, upto=upto) for g in LAMBDA_GRID]
+        return min(fits, key=lambda f: f.residual)
     if law not in LAWS:
         raise SpecError(f"unknown law {law!r}; use one of {', '.join(LAWS)}")
     if not runs:
@@ -157,12 +206,13 @@ def fit_runs(runs: Sequence[Run], law: str = "annealing", *, lam: float = 0.999,
     else:
         res = laws.fit_multipower(curves, warmup_steps=w)
     return FittedLaw(res.law, res.residual, res.rmse_log, res.n_points, tuple(r.trial_id for r in runs),
-                     max(r.peak_lr for r in runs), tuple(len(r.steps) for r in runs))
+                     max(r.peak_lr for r in runs), tuple(r.updates for r in runs))
 
 
-def fit_trials(store: Any, trial_ids: Sequence[int], law: str = "annealing", **kwargs: Any) -> FittedLaw:
-    """:func:`fit_runs` on stored trials."""
-    return fit_runs([load_run(store, t) for t in trial_ids], law, **kwargs)
+def fit_trials(store: Any, trial_ids: Sequence[int], law: str = "annealing", *, metric: str | None = None,
+               **kwargs: Any) -> FittedLaw:
+    """:func:`fit_runs` on stored trials (``metric``: see :func:`load_run`)."""
+    return fit_runs([load_run(store, t, metric) for t in trial_ids], law, **kwargs)
 
 
 # ---------------------------------------------------------------------------------- predicting

@@ -327,6 +327,37 @@ class Recorder:
             self._pending_evals.append(row)
             self._last_metrics[full] = value
 
+    def amend(self, **values: float | torch.Tensor | None) -> dict[str, Any]:
+        """Replace columns of the step just taken with values a training framework computed
+        itself, e.g. the Hugging Face Trainer's pre-clipping ``grad_norm`` or Lightning's
+        gradients seen in ``on_before_optimizer_step`` (:mod:`steplab.integrations`).
+
+        Columns: ``lr``, ``grad_norm``, ``grad_norm_l1``, ``update_norm`` (the loss goes
+        through :meth:`log`). A tensor stays on its device until the next flush. Returns the
+        values replaced (tensors, floats or ``None``). The row must not be flushed yet: call
+        it before the next ``optimizer.step()``.
+        """
+        if not self._pending or self._pending[-1][0] != self.step - 1:
+            raise SpecError(
+                f"amend() found no unflushed row for step {self.step - 1}: call it after "
+                "optimizer.step() and before the next step or flush()"
+            )
+        row = self._pending[-1]
+        old: dict[str, Any] = {}
+        for column, value in values.items():
+            if column not in ("lr", "grad_norm", "grad_norm_l1", "update_norm"):
+                raise SpecError(
+                    f"amend() cannot set {column!r}: use lr, grad_norm, grad_norm_l1 or "
+                    "update_norm (the loss goes through log())"
+                )
+            j = STEP_COLUMNS.index(column)
+            old[column] = row[j]
+            if isinstance(value, torch.Tensor):
+                row[j] = value.detach().reshape(())
+            else:
+                row[j] = None if value is None else float(value)
+        return old
+
     @contextlib.contextmanager
     def evaluating(self) -> Iterator[Recorder]:
         """Time spent inside ``with rec.evaluating():`` is evaluation time: it is left out

@@ -627,6 +627,81 @@ class Store:
                     f"no trial with id {trial_id} in {self._shown}: start it with start_trial first"
                 )
 
+    def import_trial(
+        self,
+        result: TrialResult,
+        steps: Sequence[StepRow],
+        evals: Sequence[EvalRow] = (),
+        *,
+        name: str | None = None,
+    ) -> int:
+        """Insert a finished trial with all its step and eval rows in ONE transaction and
+        return its id: a run recorded elsewhere (TensorBoard, MLflow, CSV) either lands whole
+        or, on any error, leaves the store unchanged. ``result.spec`` is the trial's spec;
+        ``result.status`` must be a finished status."""
+        if result.status not in FINISHED:
+            raise StoreError(
+                f"cannot import a trial with status {result.status!r}: use one of {', '.join(FINISHED)}"
+            )
+        spec = result.spec
+        values = {
+            "study_id": spec.study_id,
+            "key": spec.key(),
+            "workload": spec.workload,
+            "variant": spec.variant,
+            "algorithm": spec.algorithm,
+            "algorithm_spec": _dumps(spec.algorithm_spec, "algorithm_spec"),
+            "hyperparameters": _dumps(spec.hyperparameters, "hyperparameters"),
+            "seed": int(spec.seed),
+            "budget_steps": int(spec.budget_steps),
+            "idx": int(spec.index),
+            "stop_at_target": bool(spec.stop_at_target),
+            "status": result.status,
+            "steps": int(result.steps),
+            "train_time_s": float(result.train_time_s),
+            "eval_time_s": float(result.eval_time_s),
+            "time_to_target_s": _inf_to_null(result.time_to_target_s),
+            "steps_to_target": _inf_to_null(result.steps_to_target),
+            "final_metrics": _dumps(result.final_metrics, "final_metrics"),
+            "message": result.message,
+            "device": result.device,
+            "host": result.host,
+            "versions": _dumps(result.versions, "versions"),
+            "created_at": _now(),
+            "finished_at": _now(),
+            "name": name,
+        }
+        with self._tx(f"importing a trial with {len(steps)} steps", write=True) as conn:
+            tid = int(conn.execute(trials_table.insert().values(**values)).inserted_primary_key[0])
+            if steps:
+                conn.execute(
+                    steps_table.insert(),
+                    [
+                        {
+                            "trial_id": tid,
+                            "step": int(r.step),
+                            **{c: _float_or_none(getattr(r, c)) for c in _VALUE_COLUMNS},
+                        }
+                        for r in steps
+                    ],
+                )
+            if evals:
+                conn.execute(
+                    evals_table.insert(),
+                    [
+                        {
+                            "trial_id": tid,
+                            "step": int(r.step),
+                            "time_s": float(r.time_s),
+                            "split": r.split,
+                            "metric": r.metric,
+                            "value": _float_or_none(r.value),
+                        }
+                        for r in evals
+                    ],
+                )
+        return tid
+
     @staticmethod
     def _trial(row: Any) -> TrialResult:
         spec = TrialSpec(

@@ -53,6 +53,10 @@ class TrainConfig:
     #: also evaluate after exactly these update counts (e.g. the ends of the cycles of a
     #: ``budget_cycles`` schedule, ``steplab.tradeoff``), besides every ``eval_every`` steps
     eval_steps: tuple[int, ...] = ()
+    #: at every evaluation also record ``train/loss``, the mean loss over this many training
+    #: minibatches of a fixed sample (:meth:`Workload.train_loss`); 0 (the default) skips it.
+    #: A per-step minibatch loss is too noisy to score a loss-curve prediction against.
+    train_eval_batches: int = 0
 
 
 def pick_device(name: str | None = None) -> torch.device:
@@ -147,6 +151,7 @@ def run_trial(
     )
     params = [p for p in model.parameters() if p.requires_grad]
     check_every = 1 if device.type == "cpu" else workload.eval_every
+    needs_loss = optimizers.needs_loss(opt)
     extra_evals = {int(k) for k in cfg.eval_steps}
 
     status, message = "budget", ""
@@ -162,7 +167,10 @@ def run_trial(
             loss.backward()
             if algorithm.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(params, algorithm.grad_clip)
-            opt.step()
+            if needs_loss:  # Polyak-type steps read the loss just computed (steplab.polyak)
+                opt.step(lambda loss=loss: loss)
+            else:
+                opt.step()
             lr_scheduler.step()
             rec.log(loss)
             steps_done = step + 1
@@ -181,6 +189,8 @@ def run_trial(
                 with rec.evaluating(), optimizers.eval_mode(opt):
                     model.eval()
                     metrics = workload.evaluate(model, device)
+                    if cfg.train_eval_batches:
+                        metrics["train/loss"] = workload.train_loss(model, device, cfg.train_eval_batches)
                     model.train()
                 rec.eval(**metrics)
                 value = metrics.get(target.metric, math.nan)

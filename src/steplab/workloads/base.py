@@ -135,6 +135,24 @@ class Workload(ABC):
         """Metrics on the held-out split, names prefixed ``validation/`` (model in eval mode,
         no gradients; the caller sets the mode)."""
 
+    #: seed of the fixed training sample that :meth:`train_loss` averages over (a stream
+    #: no training run draws: run seeds are small integers)
+    train_eval_seed: int = 2**31 - 1
+
+    @torch.no_grad()
+    def train_loss(self, model: nn.Module, device: torch.device, batches: int) -> float:
+        """Mean training loss of ``model`` over the first ``batches`` minibatches of the
+        training stream seeded :attr:`train_eval_seed`: the same sample at every call, so the
+        values over a run form a smooth curve (AlgoPerf likewise evaluates ``train/`` metrics
+        on a fixed subset of the training split). The caller sets eval mode."""
+        if batches < 1:
+            raise ValueError(f"train_loss needs batches >= 1, got {batches}")
+        stream = self.batches(self.train_eval_seed, device)
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        for _ in range(batches):
+            total += self.loss(model, next(stream)).double()
+        return float(total) / batches
+
     # -- identity ----------------------------------------------------------------------
     @property
     def key(self) -> str:
