@@ -68,6 +68,10 @@ def test_plan_stages_doubles_and_merges_the_tail() -> None:
     assert autolr.plan_stages(100, 40, 320) == [40, 60]  # 20 < 40/2 joins the stage before
     assert autolr.plan_stages(1000, 50, 100) == [50] + [100] * 9 + [50]
     assert autolr.plan_stages(30, 40, 40) == [30]
+    assert autolr.plan_stages(500, 71, 568) == [71, 142, 287]  # a 3-step tail joins the last stage
+    for budget in range(1, 700, 7):  # the stages always cover the budget exactly
+        for tau in (1, 5, 40, 71):
+            assert sum(autolr.plan_stages(budget, tau, 8 * tau)) == budget
     with pytest.raises(SpecError):
         autolr.plan_stages(100, 50, 20)
 

@@ -235,6 +235,8 @@ def plan_stages(budget: int, tau: int, tau_max: int) -> list[int]:
     [25, 50, 100, 200, 25]
     >>> plan_stages(100, 40, 320)
     [40, 60]
+    >>> plan_stages(500, 71, 568)
+    [71, 142, 287]
     """
     if budget < 1 or tau < 1 or tau_max < tau:
         raise SpecError(f"plan_stages needs budget >= 1 and 1 <= tau <= tau_max, got {budget}, {tau}, {tau_max}")
@@ -246,7 +248,8 @@ def plan_stages(budget: int, tau: int, tau_max: int) -> list[int]:
         left -= n
         length = min(2 * length, tau_max)
     if len(out) > 1 and out[-1] < tau / 2:
-        out[-2] += out.pop()
+        last = out.pop()  # (``out[-2] += out.pop()`` would add to the wrong stage)
+        out[-1] += last
     return out
 
 
