@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from steplab import algorithms
+from steplab import algorithms, workloads
 from steplab.store import open_store
 
 
@@ -30,6 +30,15 @@ def algorithm_at(name: str, workload: Any, lr: float) -> algorithms.ResolvedAlgo
     defaults = {k: v for k, v in algo.defaults().items()
                 if not (k.startswith("one_minus_") and k.removeprefix("one_minus_") in hp)}
     return algo.with_hyperparameters({**defaults, **hp, "lr": lr})
+
+
+def workload_at(key: str, overrides: dict[str, tuple[int | None, Any]], evals: int) -> Any:
+    """Workload ``key`` with its (budget, target) override from ``overrides`` and ``evals``
+    evaluations per budget."""
+    budget, target = overrides[key]
+    wl = workloads.get(key, budget_steps=budget, target=target)
+    wl.evals_per_budget = evals
+    return wl
 
 
 def find(store: Any, label: str, status: Sequence[str] | None = None) -> Any:

@@ -49,7 +49,7 @@ from typing import Any
 
 import _sweep  # benchmarks/_sweep.py, beside this script
 
-from steplab import algorithms, autolr, workloads
+from steplab import algorithms, autolr
 from steplab.store import open_store
 from steplab.train import TrainConfig, run_trial
 from steplab.workloads.base import Target
@@ -76,10 +76,7 @@ CFG = TrainConfig(stop_at_target=False, threads=1)
 
 
 def _workload(key: str) -> Any:
-    budget, target = WORKLOADS[key]
-    wl = workloads.get(key, budget_steps=budget, target=target)
-    wl.evals_per_budget = EVALS
-    return wl
+    return _sweep.workload_at(key, WORKLOADS, EVALS)
 
 
 def _label(key: str, method: str, lr: float, seed: int, source: int | None = None) -> str:

@@ -47,7 +47,7 @@ from typing import Any
 
 import _sweep  # benchmarks/_sweep.py, beside this script
 
-from steplab import refine, workloads
+from steplab import refine
 from steplab.store import open_store
 from steplab.train import TrainConfig, run_trial
 from steplab.workloads.base import Target
@@ -73,10 +73,7 @@ EVALS = 100
 
 
 def _workload(key: str) -> Any:
-    budget, target = WORKLOADS[key]
-    wl = workloads.get(key, budget_steps=budget, target=target)
-    wl.evals_per_budget = EVALS
-    return wl
+    return _sweep.workload_at(key, WORKLOADS, EVALS)
 
 
 def _label(key: str, method: str, lr: float, seed: int, source_lr: float | None = None) -> str:

@@ -309,6 +309,23 @@ def _make_engine(url: str | URL, path: Path | None) -> Engine:
 # -- the store -------------------------------------------------------------------------
 
 
+def _outcome_values(result: TrialResult) -> dict[str, Any]:
+    """The trials-table columns of a trial's outcome (what finishing or importing it writes)."""
+    return {
+        "status": result.status,
+        "steps": int(result.steps),
+        "train_time_s": float(result.train_time_s),
+        "eval_time_s": float(result.eval_time_s),
+        "time_to_target_s": _inf_to_null(result.time_to_target_s),
+        "steps_to_target": _inf_to_null(result.steps_to_target),
+        "final_metrics": _dumps(result.final_metrics, "final_metrics"),
+        "message": result.message,
+        "device": result.device,
+        "host": result.host,
+        "versions": _dumps(result.versions, "versions"),
+    }
+
+
 class Store:
     """Studies, trials and their traces in one SQL database.
 
@@ -604,20 +621,7 @@ class Store:
                 f"cannot finish trial {trial_id} with status {result.status!r}: "
                 f"use one of {', '.join(FINISHED)}"
             )
-        values = {
-            "status": result.status,
-            "steps": int(result.steps),
-            "train_time_s": float(result.train_time_s),
-            "eval_time_s": float(result.eval_time_s),
-            "time_to_target_s": _inf_to_null(result.time_to_target_s),
-            "steps_to_target": _inf_to_null(result.steps_to_target),
-            "final_metrics": _dumps(result.final_metrics, "final_metrics"),
-            "message": result.message,
-            "device": result.device,
-            "host": result.host,
-            "versions": _dumps(result.versions, "versions"),
-            "finished_at": _now(),
-        }
+        values = {**_outcome_values(result), "finished_at": _now()}
         with self._tx(f"finishing trial {trial_id}", write=True) as conn:
             done = conn.execute(
                 update(trials_table).where(trials_table.c.id == trial_id).values(**values)
@@ -656,17 +660,7 @@ class Store:
             "budget_steps": int(spec.budget_steps),
             "idx": int(spec.index),
             "stop_at_target": bool(spec.stop_at_target),
-            "status": result.status,
-            "steps": int(result.steps),
-            "train_time_s": float(result.train_time_s),
-            "eval_time_s": float(result.eval_time_s),
-            "time_to_target_s": _inf_to_null(result.time_to_target_s),
-            "steps_to_target": _inf_to_null(result.steps_to_target),
-            "final_metrics": _dumps(result.final_metrics, "final_metrics"),
-            "message": result.message,
-            "device": result.device,
-            "host": result.host,
-            "versions": _dumps(result.versions, "versions"),
+            **_outcome_values(result),
             "created_at": _now(),
             "finished_at": _now(),
             "name": name,
