@@ -17,6 +17,10 @@ speedups over the original schedules. This script compares, per workload, with A
 * ``replay``: the emergent schedule of seed ``s`` trained from scratch, without search, on
   seed ``s + 1 mod n`` (the same seed would retrain the kept run bit for bit, see
   ``tests/test_autolr.py``; another seed asks whether the schedule is worth reusing),
+* ``replay-long``: the same for ``autolrs-long``'s emergent schedule,
+* ``replay-long+decay``: ``replay-long`` whose last 20% decays linearly to 0
+  (``autolr.anneal_tail``): the stages are constant and never anneal, which a language
+  model's final loss pays for (the WSD cooldown),
 
 and the Polyak-type step sizes (``steplab.polyak``), each at its tuned cap lr:
 
@@ -63,11 +67,16 @@ WORKLOADS: dict[str, tuple[int | None, Target | None]] = {
 }
 #: method -> built-in algorithm
 METHODS = {"cosine": "adamw-cosine", "linear": "adamw-linear", "autolrs": "adamw-cosine", "replay": "adamw-cosine",
-           "autolrs-long": "adamw-cosine", "sps": "sps", "momo": "momo", "polyak-mom": "polyak-momentum"}
+           "autolrs-long": "adamw-cosine", "replay-long": "adamw-cosine",
+           "replay-long+decay": "adamw-cosine", "sps": "sps", "momo": "momo", "polyak-mom": "polyak-momentum"}
 # the natural improvement where the defaults miss: 3 longer stages (tau = budget/7, doubling)
 # explored 2.5x longer (tau' = tau/4), so the exponential fit sees 10-40 steps, not 4-8
 LONG = {"explore_frac": 0.25}
 POLYAK = ("sps", "momo", "polyak-mom")
+#: replay method -> the AutoLRS method whose emergent schedule it retrains on another seed
+REPLAYS = {"replay": "autolrs", "replay-long": "autolrs-long", "replay-long+decay": "autolrs-long"}
+#: the last fraction of the run that ``replay-long+decay`` anneals linearly to 0
+DECAY_TAIL = 0.2
 LR_FACTORS = (0.5, 1.0, 2.0)
 CAP_FACTORS = (0.3, 1.0, 3.0)
 LR_RANGE = (1e-3, 0.3)  # adamw-cosine's lr search space
@@ -102,12 +111,14 @@ def _run(args: tuple) -> tuple[str, float]:
             extra = {**LONG, "tau": wl.budget_steps // 7} if method == "autolrs-long" else {}
             cfg = autolr.AutoLRSConfig(lr_min=LR_RANGE[0], lr_max=LR_RANGE[1], **extra)
             autolr.run_autolrs(wl, algo, seed, config=cfg, train=CFG, store=store, name=label)
-        elif method == "replay":
-            found = _sweep.find(store, _label(key, "autolrs", lr, source[0]), status=("reached", "budget"))
+        elif method in REPLAYS:
+            found = _sweep.find(store, _label(key, REPLAYS[method], lr, source[0]), status=("reached", "budget"))
             if found is None:  # the AutoLRS run diverged or failed: nothing to replay
                 return label, time.perf_counter() - t0
             res = autolr.load_result(store, found.id)
             algo = dataclasses.replace(autolr.replay_algorithm(res, algo), name="adamw-autolrs-replay")
+            if method.endswith("+decay"):
+                algo = dataclasses.replace(algo, schedule=autolr.anneal_tail(algo.schedule, DECAY_TAIL))
             run_trial(wl, algo, seed, store=store, config=CFG, name=label,
                       extra_metrics={"replay/of_seed": float(source[0])})
         else:
@@ -122,7 +133,7 @@ def _grid(key: str) -> dict[str, list[float]]:
         if m in POLYAK:
             cap = algorithms.get_algorithm(METHODS[m]).lr
             out[m] = [round(cap * f, 8) for f in CAP_FACTORS]
-        elif m in ("autolrs", "replay", "autolrs-long"):
+        elif m in ("autolrs", "autolrs-long", *REPLAYS):
             out[m] = [round(base, 8)]
         else:
             out[m] = [round(base * f, 8) for f in LR_FACTORS]
@@ -152,18 +163,18 @@ def main() -> None:
     seeds = list(range(args.seeds))
     n = len(seeds)
     grids = {k: _grid(k) for k in args.workloads}
-    first = [(args.db, k, m, lr, s) for k in args.workloads for m in METHODS if m != "replay"
+    first = [(args.db, k, m, lr, s) for k in args.workloads for m in METHODS if m not in REPLAYS
              for lr in grids[k][m] for s in seeds]
     print(f"phase 1: {len(first)} runs (fixed schedules, Polyak steps, AutoLRS)", flush=True)
     _sweep.execute(args.db, first, _label, _run, args.procs)
-    second = [(args.db, k, "replay", lr, s, seeds[(i + 1) % n] if n > 1 else s)
-              for k in args.workloads for lr in grids[k]["replay"] for i, s in enumerate(seeds)]
+    second = [(args.db, k, m, lr, s, seeds[(i + 1) % n] if n > 1 else s)
+              for k in args.workloads for m in REPLAYS for lr in grids[k][m] for i, s in enumerate(seeds)]
     print(f"phase 2: {len(second)} replays of the emergent schedules", flush=True)
     _sweep.execute(args.db, second, _label, _run, args.procs)
 
     rows = []
     print()
-    print(f"{'workload':11} {'method':10} {'lr':>8} {'steps to target':>16} {'final val loss':>18} "
+    print(f"{'workload':11} {'method':17} {'lr':>8} {'steps to target':>16} {'final val loss':>18} "
           f"{'search steps':>12} {'search s':>9}")
     for k in args.workloads:
         cells = _cells(args.db, k, grids[k], seeds)
@@ -172,13 +183,13 @@ def main() -> None:
             lr, c = tuned[m]
             search = (f"{statistics.median(c.search_steps):12.0f} {statistics.median(c.search_s):9.1f}"
                       if c.search_steps else f"{'':12} {'':9}")
-            print(f"{k:11} {m:10} {lr:8.4g} {_sweep.fmt_steps(c, n):>16} {_sweep.fmt_loss(c):>18} {search}")
+            print(f"{k:11} {m:17} {lr:8.4g} {_sweep.fmt_steps(c, n):>16} {_sweep.fmt_loss(c):>18} {search}")
         cos = tuned["cosine"][1]
         def with_search(c: _sweep.Cell) -> float:
             return statistics.median([s + x for s, x in zip(c.steps, c.search_steps, strict=False)]) \
                 if c.search_steps else math.nan
 
-        for m in ("autolrs", "replay", "autolrs-long", "linear", *POLYAK):
+        for m in ("autolrs", "replay", "autolrs-long", "replay-long", "replay-long+decay", "linear", *POLYAK):
             total = with_search(tuned[m][1])
             r = _sweep.ratio(tuned[m][1].median_steps, cos.median_steps)
             if math.isfinite(cos.median_steps) and not math.isfinite(tuned[m][1].median_steps):
@@ -188,11 +199,11 @@ def main() -> None:
                          _sweep.spread(cos.final_loss), _sweep.ratio(total, cos.median_steps)))
     print("\nratios to tuned cosine (noise floor = cosine's seed spread max/min - 1; "
           "autolrs+search counts the search steps too)")
-    print(f"{'workload':11} {'method':10} {'steps':>6} {'(noise)':>8} {'final loss':>10} {'(noise)':>8} {'autolrs+search':>14}")
+    print(f"{'workload':11} {'method':17} {'steps':>6} {'(noise)':>8} {'final loss':>10} {'(noise)':>8} {'autolrs+search':>14}")
     for k, m, r, rn, rl, ln, tot in rows:
-        print(f"{k:11} {m:10} {r:6.3f} {rn:8.0%} {rl:10.4f} {ln:8.1%} {tot:14.2f}")
+        print(f"{k:11} {m:17} {r:6.3f} {rn:8.0%} {rl:10.4f} {ln:8.1%} {tot:14.2f}")
     print()
-    for m in ("autolrs", "replay", "autolrs-long"):
+    for m in ("autolrs", "replay", "autolrs-long", "replay-long", "replay-long+decay"):
         finite = [r for k, mm, r, *_ in rows if mm == m and not math.isnan(r)]  # inf: a miss
         if finite:
             print(f"{m:8} median steps-to-target ratio to cosine over {len(finite)} workloads "

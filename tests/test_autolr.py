@@ -268,3 +268,18 @@ def test_cli_autolr_writes_schedule_record_and_plot(tmp_path) -> None:
     assert record.search_steps == sum(len(s.candidates) * s.explore_steps for s in record.stages)
     bad = runner.invoke(app, ["autolr", "logreg", "--lr-min", "1", "--lr-max", "0.1", "--db", str(tmp_path / "c.db")])
     assert bad.exit_code == 2 and "lr_min (1) must be below lr_max (0.1)" in bad.output
+
+
+def test_anneal_tail_decays_the_last_fraction_linearly_to_zero() -> None:
+    spec = {"name": "piecewise", "points": [[0.0, 1.0], [0.5, 1.0], [0.6, 0.5], [1.0, 0.5]]}
+    out = autolr.anneal_tail(spec, 0.2)
+    assert out["points"] == [[0.0, 1.0], [0.5, 1.0], [0.6, 0.5], [0.8, 0.5], [1.0, 0.0]]
+    # the tail starting inside the 1.0 -> 0.5 ramp: value there interpolated by hand
+    ramp = autolr.anneal_tail(spec, 0.45)["points"]
+    assert ramp[-2][0] == pytest.approx(0.55) and ramp[-2][1] == pytest.approx(0.75)
+    f = schedules.build(out, 100)
+    assert [f(k) for k in (50, 60, 80, 90)] == pytest.approx([1.0, 0.5, 0.5, 0.25])
+    with pytest.raises(SpecError, match="piecewise"):
+        autolr.anneal_tail({"name": "cosine"}, 0.2)
+    with pytest.raises(SpecError, match="fraction"):
+        autolr.anneal_tail(spec, 1.0)

@@ -379,6 +379,30 @@ def default_lr_range(algorithm: Algorithm | ResolvedAlgorithm) -> tuple[float, f
     return algorithm.lr / 100.0, algorithm.lr * 10.0
 
 
+def anneal_tail(spec: Mapping[str, Any], fraction: float = 0.2) -> dict[str, Any]:
+    """A ``piecewise`` schedule spec whose last ``fraction`` of the run decays linearly from
+    the schedule's value at ``1 - fraction`` to 0: the cooldown of WSD schedules (Hägele et
+    al. 2024, "Scaling Laws and Compute-Optimal Training Beyond Fixed Training Durations",
+    §3) added to an emergent AutoLRS schedule, whose stages are constant and never anneal."""
+    if spec.get("name") != "piecewise":
+        raise SpecError(f"anneal_tail needs a 'piecewise' schedule spec, got {spec.get('name')!r}")
+    if not 0.0 < fraction < 1.0:
+        raise SpecError(f"anneal_tail: fraction must be in (0, 1), got {fraction!r}")
+    pts = [(float(x), float(v)) for x, v in spec["points"]]
+    start = 1.0 - fraction
+    xs = [x for x, _ in pts]
+    if start <= xs[0]:
+        value = pts[0][1]
+    elif start >= xs[-1]:
+        value = pts[-1][1]
+    else:
+        i = next(j for j, x in enumerate(xs) if x > start)
+        (x0, v0), (x1, v1) = pts[i - 1], pts[i]
+        value = v0 + (v1 - v0) * (start - x0) / (x1 - x0)
+    kept = [[x, v] for x, v in pts if x < start]
+    return {"name": "piecewise", "points": [*kept, [start, value], [1.0, 0.0]]}
+
+
 def replay_algorithm(result: AutoLRSResult, algorithm: ResolvedAlgorithm) -> ResolvedAlgorithm:
     """``algorithm`` with the emergent schedule of ``result`` (same peak lr): trains the kept
     trajectory again without the search."""
