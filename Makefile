@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==$(TORCH_VERSION)
-	$(BIN)/python -m pip install -q -e '.[dev,ray,lightning,hf,mlflow,tensorboard]'
+	$(BIN)/python -m pip install -q -e '.[dev,ray,lightning,hf,mlflow,tensorboard,postgres]'
 	$(BIN)/python -c "import torch, sys; v = torch.__version__; print('torch', v); sys.exit(0 if v.startswith('$(TORCH_VERSION)') else 'torch changed to ' + v + ': reinstall torch==$(TORCH_VERSION)')"
 	touch $(STAMP)
 

@@ -20,9 +20,13 @@ from steplab.results import STEP_COLUMNS, EvalRow, StepRow, TrialResult, TrialSp
 from steplab.store import SCHEMA_VERSION, Store, open_store
 
 
-@pytest.fixture(params=["file", "memory"])
+@pytest.fixture(params=["file", "memory", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    url = str(tmp_path / "steplab.db") if request.param == "file" else "sqlite://"
+    """The store suite runs on every backend (as Optuna tests its storages)."""
+    if request.param == "postgresql":
+        url = request.getfixturevalue("pg_url")
+    else:
+        url = str(tmp_path / "steplab.db") if request.param == "file" else "sqlite://"
     s = open_store(url)
     yield s
     s.close()
@@ -245,9 +249,9 @@ def test_unknown_version_is_refused_untouched(tmp_path: Path) -> None:
     path = tmp_path / "future.db"
     open_store(str(path)).close()
     with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
+        conn.execute(f"UPDATE meta SET value='{SCHEMA_VERSION + 1}' WHERE key='schema_version'")
     conn.close()
-    assert_refused(path, "schema version 2.*upgrade steplab")
+    assert_refused(path, f"schema version {SCHEMA_VERSION + 1}.*upgrade steplab")
 
 
 def test_garbage_and_truncated_files_are_refused_untouched(tmp_path: Path) -> None:

@@ -69,7 +69,8 @@ def _jsonable(v: Any) -> Any:
 
 def _float(who: str, key: str, v: Any, *, low: float = 0.0, low_open: bool = False,
            high: float | None = None, high_open: bool = False) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+    # abs(v) <= max float: False for NaN, inf and ints too large for a float (math.isfinite raises)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not abs(v) <= sys.float_info.max:
         raise SpecError(f"{who}: {key} must be a finite number, got {v!r}")
     bad_low = v < low or (low_open and v == low)
     bad_high = high is not None and (v > high or (high_open and v == high))
@@ -323,7 +324,7 @@ class Algorithm:
 
 
 def _check_keys(d: Mapping[str, Any], allowed: set[str], who: str) -> None:
-    bad = sorted(set(d) - allowed)
+    bad = sorted(set(d) - allowed, key=str)  # str: a Python caller's keys may be anything
     if bad:
         raise SpecError(f"{who}: unknown key {', '.join(map(repr, bad))}; known: {', '.join(sorted(allowed))}")
 
@@ -331,8 +332,14 @@ def _check_keys(d: Mapping[str, Any], allowed: set[str], who: str) -> None:
 # ----------------------------------------------------------------------------------
 # TOML
 # ----------------------------------------------------------------------------------
+def _toml_string(s: str) -> str:
+    """A TOML basic string: JSON's escapes are TOML's, but TOML takes non-ASCII characters as
+    they are (JSON's surrogate pairs are not TOML) and needs DEL escaped."""
+    return json.dumps(s, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
 def _toml_key(k: str) -> str:
-    return k if k and all(c.isalnum() or c in "_-" for c in k) and k.isascii() else json.dumps(k)
+    return k if k and all(c.isalnum() or c in "_-" for c in k) and k.isascii() else _toml_string(k)
 
 
 def _toml_value(v: Any) -> str:
@@ -347,7 +354,7 @@ def _toml_value(v: Any) -> str:
             return "inf" if v > 0 else "-inf"
         return repr(v)
     if isinstance(v, str):
-        return json.dumps(v)
+        return _toml_string(v)
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     if isinstance(v, Mapping):
@@ -361,6 +368,8 @@ def from_toml(text: str, *, source: str = "<string>") -> Algorithm:
         d = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"{source}: not valid TOML: {e}") from None
+    except (ValueError, RecursionError):  # an integer of > 4300 digits, nesting deeper than Python's stack
+        raise SpecError(f"{source}: a TOML integer is too long or arrays/tables nest too deeply; fix the value") from None
     return Algorithm.from_dict(d)
 
 
@@ -371,6 +380,10 @@ def load_toml(path: str | os.PathLike[str]) -> Algorithm:
             text = f.read()
     except OSError as e:
         raise SpecError(f"cannot read algorithm file {os.fspath(path)!r}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise SpecError(f"algorithm file {os.fspath(path)!r} is not UTF-8 text ({e.reason}); save it as UTF-8 TOML") from None
+    except ValueError as e:  # a NUL in the path
+        raise SpecError(f"cannot open algorithm file {os.fspath(path)!r} ({e}); fix the path") from None
     try:
         return from_toml(text, source=os.fspath(path))
     except SpecError as e:
@@ -387,8 +400,10 @@ _NULLABLE = ("batch_size", "grad_clip")
 def _parse_scalar(text: str) -> Any:
     try:
         return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+    except ValueError:  # not TOML (TOMLDecodeError), or an integer of > 4300 digits
         return text.strip()
+    except RecursionError:
+        raise SpecError(f"--set value {text[:40]!r}... is nested too deeply; give a TOML scalar, array or inline table") from None
 
 
 def apply_overrides(algo: Algorithm, overrides: Sequence[str]) -> Algorithm:
@@ -403,6 +418,12 @@ def apply_overrides(algo: Algorithm, overrides: Sequence[str]) -> Algorithm:
     """
     d = algo.to_dict()
     fields = [f.name for f in dataclasses.fields(Algorithm)]
+
+    def table(name: str) -> dict[str, Any]:  # a table an earlier --set may have replaced
+        if not isinstance(d[name], Mapping):
+            raise SpecError(f"--set {key}: {name} is {d[name]!r}, not a table; set {name} to a table first")
+        return dict(d[name])
+
     for item in overrides:
         key, eq, text = item.partition("=")
         key = key.strip()
@@ -415,18 +436,18 @@ def apply_overrides(algo: Algorithm, overrides: Sequence[str]) -> Algorithm:
         if key in fields:
             d[key] = value
         elif key == "warmup":
-            d["schedule"] = {**d["schedule"], "warmup": value}
+            d["schedule"] = {**table("schedule"), "warmup": value}
         elif key in (*_BETA_HP, "momentum"):
-            d["optimizer_kwargs"] = {**d["optimizer_kwargs"], key: value}
+            d["optimizer_kwargs"] = {**table("optimizer_kwargs"), key: value}
         elif key.startswith("schedule.") and len(key) > 9:
             sub = key[9:]
-            d["schedule"] = {"name": value} if sub == "name" else {**d["schedule"], sub: value}
+            d["schedule"] = {"name": value} if sub == "name" else {**table("schedule"), sub: value}
         elif key.startswith("optimizer.") and len(key) > 10:
-            d["optimizer_kwargs"] = {**d["optimizer_kwargs"], key[10:]: value}
+            d["optimizer_kwargs"] = {**table("optimizer_kwargs"), key[10:]: value}
         elif key.startswith("search_space.") and len(key) > 13:
-            d["search_space"] = {**d["search_space"], key[13:]: value}
+            d["search_space"] = {**table("search_space"), key[13:]: value}
         else:
-            raise SpecError(f"--set {key}: unknown setting; use one of {', '.join(fields)}, warmup, "
+            raise SpecError(f"--set {key if key.isprintable() else repr(key)}: unknown setting; use one of {', '.join(fields)}, warmup, "
                             f"{', '.join(_BETA_HP)}, momentum, schedule.<key>, optimizer.<key>, search_space.<name>")
         if key == "schedule" and isinstance(value, str):
             try:
@@ -538,6 +559,38 @@ def _builtins() -> dict[str, Algorithm]:
         Algorithm("polyak-momentum", "alr-smag", {"momentum": 0.9, "c": 1.0}, 0.3, 0.0, {"name": "constant"},
                   search_space={"lr": LogUniform(0.01, 3.0), "one_minus_beta1": LogUniform(0.02, 0.3)},
                   description="ALR-SMAG: generalized Polyak step along heavy-ball momentum, capped at lr (Wang et al. 2023)"),
+        # the strongest baselines (matrix preconditioners, pytorch-optimizer; see optimizers.py)
+        Algorithm("shampoo-cosine", "shampoo", {"betas": [0.9, 0.99]}, 3e-3, 0.05, dict(_COS),
+                  search_space={  # AlgoPerf paper_baselines/shampoo/tuning_search_space.json (lr
+                      # 1e-4..1e-2, one_minus_beta1 1e-2..0.15, beta2 fixed, warm-up 5%, weight
+                      # decay 5e-3..1), lr moved to the small workloads' optima (see _adam_space);
+                      # beta2 0.99, not AlgoPerf's 0.999: pytorch-optimizer's RMSProp graft has no
+                      # bias correction, so 0.999 inflates the first few hundred steps ~3-30x
+                      "lr": LogUniform(1e-3, 3e-1),
+                      "one_minus_beta1": LogUniform(1e-2, 0.15),
+                      "beta2": Choice((0.99,)),
+                      "warmup": Choice((0.05,)),
+                      "weight_decay": LogUniform(5e-3, 1.0),
+                  },
+                  description="Shampoo (RMSProp-grafted, preconditioner every 5 steps), warm-up, cosine "
+                              "(Gupta et al. 2018; AlgoPerf 2024 leader: Shi et al. 2023)"),
+        Algorithm("soap-cosine", "soap", {"betas": [0.95, 0.95], "precondition_frequency": 10}, 3e-3, 0.01, dict(_COS),
+                  # Vyas et al. 2024's defaults (betas 0.95/0.95, eigenbasis refreshed every 10
+                  # steps, lr 3e-3, weight decay 0.01); the space is steplab's Adam space
+                  search_space=_adam_space(),
+                  description="SOAP (Adam in Shampoo's eigenbasis), warm-up, cosine (Vyas et al. 2024)"),
+        Algorithm("muon-cosine", "muon", {"momentum": 0.95, "nesterov": True, "adamw_lr": 3e-3}, 0.02, 0.01, dict(_COS),
+                  search_space={  # Muon's lr 0.02 (Jordan et al. 2024; modded-nanogpt uses 0.05)
+                      # +- about a decade; momentum 0.8..0.98 (modded-nanogpt warms 0.85 -> 0.95);
+                      # the AdamW part over steplab's Adam lr range (_adam_space)
+                      "lr": LogUniform(3e-3, 0.3),
+                      "optimizer.adamw_lr": LogUniform(1e-3, 3e-1),
+                      "one_minus_beta1": LogUniform(0.02, 0.2),
+                      "weight_decay": LogUniform(1e-3, 0.3),
+                      "warmup": Uniform(0.0, 0.1),
+                  },
+                  description="Muon on hidden matrices + AdamW (adamw_lr) on the rest, warm-up, cosine "
+                              "(Jordan et al. 2024)"),
     ]
     return {a.name: a for a in algos}
 

@@ -362,11 +362,13 @@ class AutoLRSResult:
     @classmethod
     def load(cls, path: str | Path) -> AutoLRSResult:
         try:
-            return cls.from_dict(json.loads(Path(path).read_text()))
+            return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
         except OSError as e:
             raise SpecError(f"cannot read AutoLRS record {str(path)!r}: {e.strerror}") from None
         except json.JSONDecodeError as e:
             raise SpecError(f"AutoLRS record {str(path)!r} is not JSON ({e.msg})") from None
+        except (ValueError, RecursionError):  # not UTF-8, a NUL in the path, a number too long, nesting too deep
+            raise SpecError(f"{str(path)!r} is not an AutoLRS record; give the file `steplab autolr --record` wrote") from None
 
 
 def default_lr_range(algorithm: Algorithm | ResolvedAlgorithm) -> tuple[float, float]:

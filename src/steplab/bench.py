@@ -30,19 +30,19 @@ again skips the trials already finished in the store and re-runs those a killed 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import re
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from steplab import algorithms as algos
 from steplab import scoring, space, tradeoff, workloads
-from steplab.errors import SpecError
+from steplab.errors import SpecError, StoreError
 from steplab.jobs import FIRST_PASS, Job
-from steplab.results import TrialResult
+from steplab.results import TrialResult, spec_digest
 from steplab.store import Store
 
 RULESETS = ("external", "self")
@@ -65,6 +65,23 @@ class SuiteEntry:
     variant: str = "base"
     budget_steps: int | None = None
     target: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        who = f"suite entry {self.workload!r}"
+        if not isinstance(self.workload, str) or not isinstance(self.variant, str):
+            raise SpecError(f"{who}: workload and variant must be names, got {self.workload!r}, {self.variant!r}")
+        bs = self.budget_steps
+        if bs is not None and (isinstance(bs, bool) or not isinstance(bs, int) or bs < 1):
+            raise SpecError(f"{who}: budget_steps must be a positive integer or omitted, got {bs!r}")
+        t = self.target
+        if t is not None:
+            if not isinstance(t, Mapping) or not {"metric", "value"} <= set(t) <= {"metric", "value", "mode"}:
+                raise SpecError(f"{who}: target must be a table {{metric, value, mode}}, got {t!r}")
+            v = t["value"]
+            if not isinstance(t["metric"], str) or isinstance(v, bool) or not isinstance(v, (int, float)) \
+                    or not abs(v) <= sys.float_info.max or t.get("mode", "max") not in ("max", "min"):
+                raise SpecError(f"{who}: target needs a metric name, a finite value and mode max or min, got {t!r}")
+        self.build()  # an unknown workload or variant fails here (WorkloadError)
 
     @property
     def key(self) -> str:
@@ -121,7 +138,7 @@ SUITES: dict[str, Callable[[], Suite]] = {"quick": _quick, "full": _full}
 
 
 def get_suite(name: str) -> Suite:
-    if name not in SUITES:
+    if not isinstance(name, str) or name not in SUITES:
         raise SpecError(f"unknown suite {name!r}; known: {', '.join(SUITES)}")
     return SUITES[name]()
 
@@ -164,8 +181,23 @@ class BenchSpec:
         for field, v in (("trials", self.trials), ("studies", self.studies)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise SpecError(f"benchmark spec: {field!r} must be a positive integer, got {v!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**62:
+            raise SpecError(f"benchmark spec: 'seed' must be an integer >= 0 (below 2**62), got {self.seed!r}")
+        if self.name is not None and not isinstance(self.name, str):
+            raise SpecError(f"benchmark spec: 'name' must be a string, got {self.name!r}")
+        for field in ("algorithms", "overrides"):
+            v = getattr(self, field)
+            if not isinstance(v, (list, tuple)) or not all(isinstance(x, str) and x.strip() for x in v):
+                raise SpecError(f"benchmark spec: {field!r} must be a list of non-empty strings, got {v!r}")
+            object.__setattr__(self, field, tuple(v))
         if not self.algorithms:
             raise SpecError("benchmark spec: 'algorithms' is empty; name at least one (steplab algorithms list)")
+        if self.workloads is not None:
+            if not isinstance(self.workloads, (list, tuple)) or not all(isinstance(e, SuiteEntry) for e in self.workloads):
+                raise SpecError(f"benchmark spec: 'workloads' must be suite entries, got {self.workloads!r}")
+            if not self.workloads:
+                raise SpecError("benchmark spec: 'workloads' is empty; name at least one (steplab workloads list)")
+            object.__setattr__(self, "workloads", tuple(self.workloads))
         get_suite(self.suite)
         tradeoff.check_mode(self.tradeoff)
 
@@ -184,9 +216,7 @@ class BenchSpec:
     def study_name(self) -> str:
         if self.name:
             return self.name
-        d = self.to_dict()
-        d.pop("name")
-        digest = hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
+        digest = spec_digest(self.to_dict())
         return f"{self.suite}-{self.ruleset}-{digest}"
 
 
@@ -201,14 +231,26 @@ def load_spec(path: str | Path) -> BenchSpec:
         import tomli as tomllib
     p = Path(path)
     try:
-        data = tomllib.loads(p.read_text())
+        text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError(f"benchmark spec {str(p)!r} not found") from None
+    except OSError as e:
+        raise SpecError(f"benchmark spec {str(p)!r} cannot be read ({e.strerror or e}); give a TOML file") from None
+    except UnicodeDecodeError as e:
+        raise SpecError(f"benchmark spec {str(p)!r} is not UTF-8 text ({e.reason}); save it as UTF-8 TOML") from None
+    except ValueError as e:  # a NUL in the path
+        raise SpecError(f"benchmark spec {str(p)!r} cannot be opened ({e}); fix the path") from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"benchmark spec {str(p)!r} is not valid TOML: {e}") from None
+    except (ValueError, RecursionError):  # an integer of > 4300 digits, nesting deeper than Python's stack
+        raise SpecError(f"benchmark spec {str(p)!r}: a TOML integer is too long or arrays/tables nest too deeply; "
+                        "fix the value") from None
     unknown = set(data) - _SPEC_KEYS
     if unknown:
-        raise SpecError(f"benchmark spec {str(p)!r}: unknown key(s) {', '.join(sorted(unknown))}; "
+        shown = (k if k.isprintable() else repr(k) for k in sorted(unknown))
+        raise SpecError(f"benchmark spec {str(p)!r}: unknown key(s) {', '.join(shown)}; "
                         f"allowed: {', '.join(sorted(_SPEC_KEYS))}")
     kw: dict[str, Any] = {k: v for k, v in data.items()
                           if k in {"suite", "ruleset", "trials", "studies", "seed", "name", "tradeoff"}}
@@ -221,13 +263,31 @@ def load_spec(path: str | Path) -> BenchSpec:
         kw["algorithms"] = tuple(_relative_algorithm(a, p.parent) for a in data["algorithms"])
     if "workloads" in data:
         w = data["workloads"]
-        kw["workloads"] = parse_workload_list(",".join(w) if isinstance(w, list) else str(w))
+        if isinstance(w, list) and all(isinstance(x, str) for x in w):
+            w = ",".join(w)
+        if not isinstance(w, str):
+            raise SpecError(f"benchmark spec {str(p)!r}: 'workloads' must be a list of names like "
+                            f"[\"digits-mlp\", \"charlm:deeper\"], got {w!r}")
+        kw["workloads"] = parse_workload_list(w)
     if "set" in data:
-        kw["overrides"] = tuple(f"{k}={json.dumps(v)}" for k, v in dict(data["set"]).items())
+        if not isinstance(data["set"], dict):
+            raise SpecError(f"benchmark spec {str(p)!r}: 'set' must be a table of overrides like [set] grad_clip = 1.0")
+        # scalars as JSON (which is TOML for them; keeps older specs' names), tables and arrays as TOML
+        try:
+            kw["overrides"] = tuple(f"{k}={algos._toml_value(v) if isinstance(v, (dict, list)) else json.dumps(v)}"
+                                    for k, v in data["set"].items())
+        except (SpecError, TypeError):
+            raise SpecError(f"benchmark spec {str(p)!r}: a [set] value is a date or time; give a number, "
+                            "string, array or table") from None
     try:
-        return BenchSpec(**kw)
+        spec = BenchSpec(**kw)
+        for name in spec.algorithms:  # unknown algorithms and bad overrides fail now, not when it runs
+            _algorithm(name, spec.overrides)
     except TypeError as e:
         raise SpecError(f"benchmark spec {str(p)!r}: {e}") from None
+    except SpecError as e:
+        raise SpecError(f"benchmark spec {str(p)!r}: {str(e).removeprefix('benchmark spec: ')}") from None
+    return spec
 
 
 def _relative_algorithm(name: str, folder: Path) -> str:
@@ -359,34 +419,68 @@ class Benchmark:
 
 
 def open_benchmark(spec: BenchSpec, store: Store) -> Benchmark:
-    """Find or create the study of ``spec``; discard trials a killed run left ``running``."""
+    """Find or create the study of ``spec``; remove the trials a killed worker left
+    ``running`` (``Store.reap_stale``: only dead claims, so other processes working on the
+    same study keep theirs)."""
     name = spec.study_name()
     found = store.find_study(name)
     if found is not None:
         if found["spec"] != spec.to_dict():
             raise SpecError(f"a different benchmark named {name!r} is already in the store; pick another name")
         study_id = int(found["id"])
-        store.discard_unfinished(study_id)
+        store.reap_stale(study_id)
     else:
-        study_id = store.create_study(name, "benchmark", spec.to_dict())
+        try:
+            study_id = store.create_study(name, "benchmark", spec.to_dict())
+        except StoreError:  # another process created it at the same moment
+            found = store.find_study(name)
+            if found is None or found["spec"] != spec.to_dict():
+                raise
+            study_id = int(found["id"])
     jobs = plan(spec, study_id)
     done = store.finished_by_key(study_id)
     return Benchmark(spec, study_id, jobs, done)
 
 
-def run(bench: Benchmark, executor: Any, db_url: str) -> Iterator[TrialResult]:
+def run(bench: Benchmark, executor: Any, db_url: str, *, poll_s: float = 2.0,
+        on_wait: Callable[[int], None] | None = None) -> Iterator[TrialResult]:
     """Run the benchmark's remaining jobs on ``executor``, yielding each result as it
-    finishes (already stored by the worker)."""
-    todo = bench.todo
-    if not todo:
-        return
+    finishes (already stored by the worker).
+
+    Several processes (or machines, on a shared database) may run the same benchmark at
+    once: every job is claimed before it runs (``jobs.claim_and_run``), so each trial runs
+    once. Jobs another live process holds are waited for, polling the store every
+    ``poll_s`` seconds (``on_wait(n)`` is called with how many), and yielded when they
+    finish there; one whose process died is claimed again and run here."""
+    from steplab.store import open_store
+
     # a refined job's stored spec holds the refined schedule, so match results to jobs by
     # what identifies a trial within the study rather than by spec key
-    keys = {(j.algorithm["name"], j.workload, j.variant, j.seed, j.index): j.key() for j in todo}
-    for result in executor.run(todo, db_url):
-        s = result.spec
-        bench.done[keys.get((s.algorithm, s.workload, s.variant, s.seed, s.index), s.key())] = result
-        yield result
+    keys = {(j.algorithm["name"], j.workload, j.variant, j.seed, j.index): j.key() for j in bench.jobs}
+    while bench.todo:
+        held = ran = 0
+        for result in executor.run(bench.todo, db_url):
+            if result.status == "running":  # another live worker holds it
+                held += 1
+                continue
+            s = result.spec
+            bench.done[keys.get((s.algorithm, s.workload, s.variant, s.seed, s.index), s.key())] = result
+            ran += 1
+            yield result
+        if not held:
+            if not ran:
+                raise StoreError(f"{len(bench.todo)} trials of study {bench.study_id} ran but their results "
+                                 "match no job of the benchmark: report this as a bug")
+            continue
+        if on_wait is not None:
+            on_wait(held)
+        time.sleep(poll_s)
+        with open_store(db_url) as store:
+            finished = store.finished_by_key(bench.study_id)
+        for job in bench.todo:
+            if job.key() in finished:
+                bench.done[job.key()] = finished[job.key()]
+                yield finished[job.key()]
 
 
 # ---------------------------------------------------------------------------------- scores
@@ -497,9 +591,23 @@ def algorithm_list(text: str) -> tuple[str, ...]:
 
 def mapping_to_spec(d: Mapping[str, Any]) -> BenchSpec:
     """Inverse of ``BenchSpec.to_dict`` (for a study read back from the store)."""
+    if not isinstance(d, Mapping):
+        raise SpecError(f"a stored benchmark spec must be a table, got {type(d).__name__}")
     d = dict(d)
+    fields = {f.name for f in dataclasses.fields(BenchSpec)}
+    if not set(d) <= fields or "algorithms" not in d:
+        raise SpecError(f"not a benchmark spec: keys {sorted(map(str, d))}; expected algorithms and some of "
+                        f"{', '.join(sorted(fields))}")
     wl = d.get("workloads")
+    entry_fields = {f.name for f in dataclasses.fields(SuiteEntry)}
+    if wl is not None and (not isinstance(wl, (list, tuple)) or not all(
+            isinstance(e, Mapping) and "workload" in e and set(e) <= entry_fields for e in wl)):
+        raise SpecError(f"benchmark spec: 'workloads' must be a list of {{workload, variant, budget_steps, "
+                        f"target}} tables, got {wl!r}")
     d["workloads"] = tuple(SuiteEntry(**e) for e in wl) if wl is not None else None
+    for field in ("algorithms", "overrides"):
+        if not isinstance(d.get(field, ()), (list, tuple)):
+            raise SpecError(f"benchmark spec: {field!r} must be a list of strings, got {d[field]!r}")
     d["algorithms"] = tuple(d["algorithms"])
     d["overrides"] = tuple(d.get("overrides", ()))
     return BenchSpec(**d)

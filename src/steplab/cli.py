@@ -467,7 +467,10 @@ def bench_cmd(
             executor = make_executor(workers=n, ray=use_ray)
             with executor, _progress("[bold]trials") as bar:
                 task = bar.add_task("trials", total=len(todo), info="")
-                for r in bench.run(b, executor, url):
+                def waiting(n: int) -> None:
+                    bar.update(task, info=f"waiting for {n} trial(s) running in other processes")
+
+                for r in bench.run(b, executor, url, on_wait=waiting):
                     wk = r.spec.workload if r.spec.variant == "base" else f"{r.spec.workload}:{r.spec.variant}"
                     bar.update(task, advance=1, info=f"{r.spec.algorithm} on {wk}: {r.status}")
         scores = bench.score(store, b.study_id)
@@ -523,7 +526,11 @@ from steplab.cli_predict import predict_app  # noqa: E402
 
 app.add_typer(predict_app, name="predict")
 import steplab.cli_autolr  # noqa: E402,F401  (registers `steplab autolr`)
+import steplab.cli_continual  # noqa: E402,F401  (registers `steplab continual`)
+import steplab.cli_db  # noqa: E402,F401  (registers `steplab db info|upgrade`)
 import steplab.cli_io  # noqa: E402,F401  (registers `steplab import` and `steplab export`)
+import steplab.cli_sensitivity  # noqa: E402,F401  (registers `steplab sensitivity`)
+import steplab.cli_tune  # noqa: E402,F401  (registers `steplab tune`)
 
 
 def run() -> None:  # pragma: no cover - console entry point

@@ -86,8 +86,13 @@ class Executor(ABC):
       worker) stops the run and is raised from :meth:`run`; a trial that diverges or fails
       inside its training loop is a result, not an error.
     - Ctrl-C (``KeyboardInterrupt``) cancels the trials not yet finished and is re-raised at
-      once; their rows stay ``running`` and a resumed benchmark discards and re-runs them.
-      An error, or the caller leaving the loop early, cancels them the same way.
+      once; their claims are given back (``jobs.claim_and_run``) or, where the process was
+      killed, die with it and are taken over when the benchmark resumes. An error, or the
+      caller leaving the loop early, cancels them the same way.
+    - Each job is claimed in the store before it runs, so several executors (in several
+      processes or on several machines sharing a database) may be handed the same jobs: a
+      job another live worker holds yields a ``running`` placeholder, one already finished
+      its stored result.
     - Use an executor as a context manager, or call :meth:`close`, to free its workers.
 
     Attributes:
@@ -211,7 +216,7 @@ class ProcessPoolExecutor(Executor):
                 yield result
         except BaseException:
             # Ctrl-C, an error raised by a job, or the caller stopped iterating: cancel the
-            # rest now; their "running" rows are discarded when the run is resumed
+            # rest now; their claims die with the workers and are taken over on resume
             for future in pending:
                 future.cancel()
             self._kill()

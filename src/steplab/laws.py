@@ -48,6 +48,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
@@ -143,7 +144,7 @@ def _check_params(obj: Any, names: Sequence[str]) -> None:
         if (
             isinstance(value, bool)
             or not isinstance(value, (int, float))
-            or not math.isfinite(value)
+            or not abs(value) <= sys.float_info.max  # NaN, inf, an int too large for a float
         ):
             raise SpecError(f"{type(obj).__name__}.{name} must be a finite number, got {value!r}")
         if value < 0:

@@ -2,8 +2,8 @@
 
 Each registry entry points at a class in ``torch.optim``, ``schedulefree`` (Defazio et al.
 2024, "The Road Less Scheduled"), ``pytorch_optimizer`` (Lion, Prodigy, D-Adaptation,
-AdaBelief, Adan) or ``dog`` (``dog-optimizer``, Ivgi et al. 2023). The only update rules
-steplab writes itself are the Polyak-type steps no installed package provides
+AdaBelief, Adan, Shampoo, SOAP, Muon) or ``dog`` (``dog-optimizer``, Ivgi et al. 2023). The
+only update rules steplab writes itself are the Polyak-type steps no installed package provides
 (:mod:`steplab.polyak`: SPS_max, MoMo, ALR-SMAG); they read the minibatch loss, see
 :func:`needs_loss`. Any ``module:Class`` import path works too (bring your own, e.g.
 ``torch.optim:Adagrad``).
@@ -33,7 +33,8 @@ import importlib
 import inspect
 import itertools
 import math
-from collections.abc import Callable, Iterable, Mapping
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +58,9 @@ class OptimizerInfo:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     adam_family: bool = True  # Adam-like or sign-like update: report l1-type grad norms
     averaged: bool = False  # steplab wraps it with iterate averaging + train()/eval()
+    #: how parameters are grouped: "decay" (:func:`param_groups`) or "muon"
+    #: (:func:`muon_param_groups`: hidden matrices to Muon, the rest to AdamW)
+    groups: str = "decay"
 
 
 _REGISTRY: dict[str, OptimizerInfo] = {}
@@ -108,6 +112,32 @@ for _info in [
                   "Ivgi et al. 2023, arXiv 2302.12022", adam_family=False, averaged=True),
     OptimizerInfo("ldog", "dog:LDoG", "layer-wise DoG (lr=1) + polynomial-decay averaging at eval",
                   "Ivgi et al. 2023, arXiv 2302.12022", adam_family=False, averaged=True),
+    # Matrix preconditioners, from pytorch-optimizer (runs eagerly on CPU; heavyball 3.2.1
+    # also has them but compiles every step function with torch.compile first: ~76 s before
+    # the first SOAP step of a 2-layer MLP on CPU). AlgoPerf 2024's external-tuning leader
+    # was distributed Shampoo (Shi et al. 2023) with Adam grafting.
+    OptimizerInfo("shampoo", "pytorch_optimizer:ScalableShampoo",
+                  "Shampoo, blockwise Kronecker preconditioner grafted to RMSProp step sizes",
+                  "Gupta et al. 2018, arXiv 1802.09568; Anil et al. 2020, arXiv 2002.09018; Shi et al. 2023, "
+                  "arXiv 2309.06497",
+                  # graft_type 3 = LayerWiseGrafting.RMSPROP: each layer's step has the norm of an
+                  # RMSProp step (the winner grafts Adam's); EMA momentum like Adam's; decoupled
+                  # weight decay; start_preconditioning_step=5 as distributed_shampoo's default.
+                  # Inverse roots every 5 steps, a cost/quality compromise measured on charlm
+                  # (600 steps, lr 1e-2, betas 0.9/0.99, one seed): every 1 / 5 / 10 steps gave
+                  # validation loss 1.569 / 1.688 / 1.895 (AdamW 1.560) at ~8x / ~2.4x / ~1.5x
+                  # AdamW's step time (coupled Newton iterations on CPU). distributed_shampoo's
+                  # default is 1; modded-nanogpt's DistributedShampoo run used 10.
+                  {"graft_type": 3, "moving_average_for_momentum": True, "decoupled_weight_decay": True,
+                   "start_preconditioning_step": 5, "preconditioning_compute_steps": 5}),
+    OptimizerInfo("soap", "pytorch_optimizer:SOAP",
+                  "SOAP, Adam in the eigenbasis of Shampoo's preconditioner (refreshed every 10 steps)",
+                  "Vyas et al. 2024, arXiv 2409.11321"),
+    OptimizerInfo("muon", "pytorch_optimizer:Muon",
+                  "Muon (Newton-Schulz orthogonalized Nesterov momentum) on hidden matrices, AdamW "
+                  "(lr `adamw_lr`) on embeddings, output head, biases and norms",
+                  "Jordan et al. 2024, kellerjordan.github.io/posts/muon; Liu et al. 2025, arXiv 2502.16982",
+                  groups="muon"),
     # Polyak-type step sizes (steplab.polyak): lr is the cap of the adaptive step; they read
     # the minibatch loss through step(closure), see needs_loss
     OptimizerInfo("sps", "steplab.polyak:SPSMax", "SPS_max stochastic Polyak step, capped at lr",
@@ -192,6 +222,9 @@ def resolve_kwargs(name: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
     not included); raises a one-line ``SpecError`` naming the optimizer."""
     entry = info(name)
     named, only_var = _signature(_resolve(entry))
+    odd = [k for k in kwargs if not isinstance(k, str)]
+    if odd:
+        raise SpecError(f"optimizer {entry.name!r}: kwarg names must be strings, got {odd[0]!r}")
     out = {k: v for k, v in kwargs.items() if k not in _BETA_KEYS}
     for k in ("lr", "weight_decay", "model"):
         if k in out:
@@ -201,6 +234,15 @@ def resolve_kwargs(name: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         if bad:
             raise SpecError(f"optimizer {entry.name!r} has no parameter {', '.join(map(repr, bad))}; "
                             f"it takes: {', '.join(sorted(k for k in named if k not in ('lr', 'weight_decay')))} ({_HINT})")
+    if "betas" in out:  # steplab reads betas[0] and betas[1] (defaults, beta1/beta2 keys)
+        b = out["betas"]
+        if isinstance(b, (str, bytes)) or not isinstance(b, Sequence) or len(b) < 2 or not all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) for x in b
+        ):
+            raise SpecError(f"optimizer {entry.name!r}: 'betas' must be a list of numbers like [0.9, 0.999], got {b!r}")
+    m = out.get("momentum", 0.0)
+    if isinstance(m, bool) or not isinstance(m, (int, float)):
+        raise SpecError(f"optimizer {entry.name!r}: 'momentum' must be a number like 0.9, got {m!r}")
     betas_given = {k: kwargs[k] for k in _BETA_KEYS if k in kwargs}
     if not betas_given:
         return out
@@ -209,8 +251,8 @@ def resolve_kwargs(name: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
             raise SpecError(f"optimizer {entry.name!r}: give {one!r} or {other!r}, not both")
     vals: dict[int, float] = {}
     for k, v in betas_given.items():
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise SpecError(f"optimizer {entry.name!r}: {k!r} must be a number, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not abs(v) <= sys.float_info.max:
+            raise SpecError(f"optimizer {entry.name!r}: {k!r} must be a finite number, got {v!r}")
         vals[0 if "beta1" in k else 1] = 1.0 - float(v) if k.startswith("one_minus") else float(v)
     if "betas" in named:
         base = out.get("betas", default_kwargs(entry.name).get("betas", (0.9, 0.999)))
@@ -245,6 +287,37 @@ def param_groups(model: nn.Module, weight_decay: float, *, no_decay_bias_norm: b
     return [g for g in groups if g["params"]]
 
 
+def output_head(model: nn.Module) -> nn.Module | None:
+    """The output layer of ``model``: its last ``nn.Linear`` in registration order (``head``
+    of charlm, the last layer of an MLP), or ``None`` when it has none."""
+    linear = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return linear[-1] if linear else None
+
+
+def muon_param_groups(model: nn.Module, weight_decay: float, *, no_decay_bias_norm: bool = True) -> list[dict[str, Any]]:
+    """Parameter groups for Muon as its authors use it (Jordan et al. 2024; the Muon README:
+    "Embeddings, classifier heads, and internal gains/biases should be optimized using
+    AdamW"): the hidden matrices (``ndim >= 2``, not owned by an ``nn.Embedding`` nor by the
+    :func:`output_head`) form the first group, ``use_muon=True``; embeddings and the head's
+    weight (decayed) and every tensor with ``ndim < 2`` (not decayed unless
+    ``no_decay_bias_norm=False``) go to AdamW groups, ``use_muon=False``, whose lr is
+    ``Muon``'s ``adamw_lr``. Empty groups are dropped; the Muon group comes first, so the lr
+    the recorder logs (``param_groups[0]``) is Muon's."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise SpecError("the model has no trainable parameters")
+    head = output_head(model)
+    adamw_owned = {id(p) for m in model.modules() if isinstance(m, nn.Embedding) or m is head
+                   for p in m.parameters(recurse=False)}
+    hidden = [p for p in params if p.ndim >= 2 and id(p) not in adamw_owned]
+    other = [p for p in params if p.ndim >= 2 and id(p) in adamw_owned]
+    small = [p for p in params if p.ndim < 2]
+    groups = [{"params": hidden, "weight_decay": weight_decay, "use_muon": True},
+              {"params": other, "weight_decay": weight_decay, "use_muon": False},
+              {"params": small, "weight_decay": weight_decay if not no_decay_bias_norm else 0.0, "use_muon": False}]
+    return [g for g in groups if g["params"]]
+
+
 def build_optimizer(
     name: str,
     model: nn.Module,
@@ -258,7 +331,8 @@ def build_optimizer(
 
     Args:
         name: a name from :func:`optimizer_names` or an import path ``module:Class``.
-        model: the module to train; its trainable parameters are grouped by :func:`param_groups`.
+        model: the module to train; its trainable parameters are grouped by :func:`param_groups`
+            (``muon``: by :func:`muon_param_groups`).
         lr: the peak learning rate (a schedule multiplies it through ``schedules.to_lr_scheduler``).
         weight_decay: applied to the decay group only (as the optimizer defines it: decoupled
             for ``adamw``/``nadamw``/``radam``/schedule-free/pytorch-optimizer, L2 for ``sgd``/``adam``/``dog``).
@@ -275,7 +349,7 @@ def build_optimizer(
     entry = info(name)
     cls = _resolve(entry)
     for key, val in (("lr", lr), ("weight_decay", weight_decay)):
-        if isinstance(val, bool) or not isinstance(val, (int, float)) or not math.isfinite(val) or val < 0:
+        if isinstance(val, bool) or not isinstance(val, (int, float)) or not abs(val) <= sys.float_info.max or val < 0:
             raise SpecError(f"optimizer {entry.name!r}: {key} must be a finite number >= 0, got {val!r}")
     given = resolve_kwargs(entry.name, kwargs)
     final = {**entry.defaults, **given}
@@ -286,8 +360,9 @@ def build_optimizer(
         final["weight_decay"] = weight_decay
     elif weight_decay:
         raise SpecError(f"optimizer {entry.name!r} takes no weight_decay; set weight_decay = 0")
-    groups = param_groups(model, weight_decay if ("weight_decay" in final) else 0.0,
-                          no_decay_bias_norm=no_decay_bias_norm)
+    split = muon_param_groups if entry.groups == "muon" else param_groups
+    groups = split(model, weight_decay if ("weight_decay" in final) else 0.0,
+                   no_decay_bias_norm=no_decay_bias_norm)
     if "weight_decay" not in final:
         for g in groups:
             g.pop("weight_decay")
@@ -486,9 +561,11 @@ __all__ = [
     "has_modes",
     "info",
     "is_adam_family",
+    "muon_param_groups",
     "is_schedule_free",
     "needs_loss",
     "optimizer_names",
+    "output_head",
     "param_groups",
     "refresh_batchnorm",
     "register",

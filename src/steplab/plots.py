@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +16,7 @@ from steplab import schedules  # noqa: E402
 if TYPE_CHECKING:
     from steplab.autolr import AutoLRSResult
     from steplab.refine import Refinement
+    from steplab.sensitivity import SensitivityResult
 
 
 def _save(fig: plt.Figure, out: str | Path) -> Path:
@@ -201,4 +202,94 @@ def plot_autolrs(
     for a in (ax0, ax1):
         a.grid(alpha=0.3)
     fig.suptitle(title or f"AutoLRS on {r.workload}, seed {r.seed}")
+    return _save(fig, out)
+
+
+def plot_continual(
+    panels: Sequence[dict],
+    out: str | Path,
+    *,
+    title: str = "",
+) -> Path:
+    """The stability-gap picture (De Lange et al. 2023, "Continual evaluation for lifelong
+    learning", Fig. 1): one panel per run, each task's curve ``a_i(t)`` from the moment it
+    starts training, the stage boundaries as dashed lines, and the learning rate in grey on
+    the right axis. A panel is a dict with ``title``, ``curves`` (``{task: [(step, value),
+    ...]}``), ``stage_ends`` (``[B_1, ..., B_T]``), ``ylabel`` (``"accuracy"``/``"loss"``),
+    optionally ``lr`` (``(steps, lrs)``) and ``note`` (text in the corner, e.g. the metrics)."""
+    n = len(panels)
+    fig, axes = plt.subplots(n, 1, figsize=(9, 2.9 * n + 0.6), dpi=110, sharex=True, squeeze=False)
+    for ax, panel in zip(axes[:, 0], panels):
+        ends = list(panel["stage_ends"])
+        starts = [0, *ends[:-1]]
+        for i, pts in sorted(panel["curves"].items()):
+            seen = [(t, v) for t, v in pts if t > starts[i]]
+            if seen:
+                ax.plot([p[0] for p in seen], [p[1] for p in seen], lw=1.1, color=f"C{i % 10}",
+                        label=f"task {i + 1}")
+        for b in ends[:-1]:
+            ax.axvline(b, color="k", ls="--", lw=0.8, alpha=0.6)
+        ax.set_ylabel(panel.get("ylabel", "accuracy"))
+        ax.set_title(panel.get("title", ""), fontsize=9)
+        ax.grid(alpha=0.25)
+        ax.set_xlim(0, ends[-1])
+        loss = panel.get("ylabel") == "loss"  # curves fall: keep the top free of them, not the bottom
+        if panel.get("note"):
+            ax.text(0.995, 0.97 if loss else 0.03, panel["note"], transform=ax.transAxes, ha="right",
+                    va="top" if loss else "bottom", fontsize=7,
+                    bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"})
+        if panel.get("lr") is not None:
+            steps, lrs = panel["lr"]
+            ax2 = ax.twinx()
+            ax2.plot(steps, lrs, color="0.5", lw=0.9, alpha=0.7)
+            ax2.set_ylabel("learning rate", color="0.45", fontsize=8)
+            ax2.tick_params(axis="y", labelsize=7, colors="0.45")
+            ax2.set_ylim(bottom=0)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="upper center" if loss else "lower left", ncol=min(5, len(panel["curves"])))
+    axes[-1, 0].set_xlabel("training step (dashed: task boundaries)")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, out)
+
+
+def plot_lr_sensitivity(
+    results: Mapping[str, SensitivityResult],
+    out: str | Path,
+    *,
+    title: str = "",
+) -> Path:
+    """Final loss vs peak learning rate (log x) for one or more LR sweeps
+    (:mod:`steplab.sensitivity`, Wortsman et al. 2023, Fig. 1 style): per labelled sweep the
+    seed-mean loss clamped at ``L_init`` (line), each seed's loss (small dots), diverged runs
+    as crosses drawn at ``L_init``, and ``L_init`` itself as a dashed line; the legend gives
+    each sweep's LR sensitivity and grid-best loss."""
+    import math
+
+    fig, ax = plt.subplots(figsize=(8, 4.8), dpi=120)
+    inits: list[float] = []
+    for k, (label, r) in enumerate(results.items()):
+        color = f"C{k % 10}"
+        mean, _ = r.mean_curve()
+        sens = r.sensitivity
+        ax.plot(r.grid, mean, marker="o", color=color, linewidth=1.8,
+                label=f"{label}: sensitivity {sens:.3f}, best {r.best_loss:.3f}" if math.isfinite(sens) else label)
+        for p in r.points:
+            if p.diverged:
+                ax.plot([p.lr], [p.init_loss], marker="x", color=color, markersize=8, linestyle="none")
+            else:
+                ax.plot([p.lr], [min(p.loss, p.init_loss)], marker=".", color=color, alpha=0.35,
+                        linestyle="none")
+        init = r.mean_init_loss
+        if math.isfinite(init) and all(abs(init - i) > 1e-3 * abs(i) for i in inits):
+            inits.append(init)
+            ax.axhline(init, color=color if len(results) > 1 else "black", linestyle="--", linewidth=1.0,
+                       alpha=0.7, label=f"L_init {init:.3f}" + (f" ({label})" if len(results) > 1 else ""))
+    ax.plot([], [], marker="x", color="0.3", linestyle="none", label="diverged run (counted as L_init)")
+    ax.set_xscale("log")
+    ax.set_xlabel("peak learning rate")
+    ax.set_ylabel("final loss (min with L_init)")
+    ax.set_title(title or "LR sensitivity")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
     return _save(fig, out)

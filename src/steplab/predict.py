@@ -149,7 +149,7 @@ class FittedLaw:
             return cls(laws.law_from_dict(d["law"]), float(fit["residual"]), float(fit["rmse_log"]),
                        int(fit["n_points"]), tuple(int(i) for i in fit["trial_ids"]), float(fit["peak_lr"]),
                        tuple(int(s) for s in fit["steps"]))
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, OverflowError) as e:
             raise SpecError(f"not a steplab law file (missing or bad {e}); write one with `steplab predict fit`") from None
 
     def save(self, path: str | Path) -> Path:
@@ -163,11 +163,15 @@ def load_law(path: str | Path) -> FittedLaw:
     """A law file written by :meth:`FittedLaw.save` / ``steplab predict fit --out``."""
     p = Path(path)
     try:
-        data = json.loads(p.read_text())
+        data = json.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SpecError(f"law file {str(p)!r} not found; write one with `steplab predict fit`") from None
+    except OSError as e:
+        raise SpecError(f"law file {str(p)!r} cannot be read ({e.strerror or e}); give the file `steplab predict fit --out` wrote") from None
     except json.JSONDecodeError as e:
         raise SpecError(f"law file {str(p)!r} is not JSON ({e.msg}); write one with `steplab predict fit`") from None
+    except (ValueError, RecursionError):  # not UTF-8, a NUL in the path, a number too long, nesting too deep
+        raise SpecError(f"law file {str(p)!r} is not a steplab law file; write one with `steplab predict fit`") from None
     return FittedLaw.from_dict(data)
 
 

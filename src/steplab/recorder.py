@@ -37,7 +37,7 @@ import torch
 
 from steplab.errors import SpecError, StoreError
 from steplab.results import STEP_COLUMNS, EvalRow, StepRow, TrialResult, TrialSpec
-from steplab.store import Store, open_store
+from steplab.store import Store, new_worker_id, open_store
 
 __all__ = ["Recorder", "package_versions"]
 
@@ -202,6 +202,7 @@ class Recorder:
                     host=socket.gethostname(),
                     versions=package_versions(),
                     device=self._device(),
+                    worker=new_worker_id(),
                 )
             except BaseException:
                 self.store.close()

@@ -15,6 +15,9 @@ noise floor of the times (``bench.noise_floor``), and the traces of the best tri
 * :func:`tradeoff_curves`, :func:`print_tradeoff`, :func:`tradeoff_figure` - the
   accuracy-vs-training-time curves of ``steplab bench --tradeoff cyclic`` (Portes et al.
   2022, ``steplab.tradeoff``): a table per workload and a figure in the HTML report.
+* An "LR sensitivity" column in the HTML per-workload tables, for the algorithms that have a
+  ``steplab sensitivity`` sweep of that workload in the same store
+  (``steplab.sensitivity.results_in_store``, read-only; Wortsman et al. 2023).
 """
 
 from __future__ import annotations
@@ -697,14 +700,34 @@ def _profile_table_html(scores: bench.Scores) -> str:
     return f"<table>{head}{''.join(rows)}</table>"
 
 
+def _sensitivity_cell(r: Any) -> str:
+    """``0.412 ± 0.031 (best 1.611)`` for a ``steplab.sensitivity.SensitivityResult``."""
+    if r is None or not math.isfinite(r.sensitivity):
+        return _DASH
+    sd = f" &plusmn; {r.sensitivity_sd:.3f}" if math.isfinite(r.sensitivity_sd) else ""
+    return f"{r.sensitivity:.3f}{sd} (best {r.best_loss:.3f})"
+
+
+def _sensitivity_note(found: Sequence[Any]) -> str:
+    sweeps = "; ".join(sorted({f"{_e(r.algorithm)}: lr {r.grid[0]:.3g}..{r.grid[-1]:.3g} &times; {len(r.grid)}, "
+                               f"{r.budget_steps:,} steps, {len(r.complete_seeds())} seed(s)" for r in found}))
+    return ("<p class='note'>LR sensitivity (Wortsman et al. 2023; <code>steplab sensitivity</code> sweeps "
+            "found in this store, read-only): the mean over a log grid of peak learning rates of "
+            "min(L(lr), L<sub>init</sub>) &minus; min L, final <code>validation/loss</code>, diverged runs counted "
+            "as L<sub>init</sub>; lower is more robust; mean &plusmn; sd over seeds, grid-best loss in brackets. "
+            f"Sweeps: {sweeps}.</p>")
+
+
 def _workload_table_html(scores: bench.Scores, w: str, trials: Sequence[TrialResult],
-                         colors: Mapping[str, str]) -> str:
+                         colors: Mapping[str, str], sensitivity: Mapping[tuple[str, str], Any] | None = None) -> str:
     n_s = n_studies(scores)
     r_time, r_steps = _ratios(scores.time_s), _ratios(scores.steps)
     best_t, best_s = _fastest(scores.time_s, w), _fastest(scores.steps, w)
+    sens = {a: r for (a, wk), r in (sensitivity or {}).items() if wk == w}  # a column only where sweeps exist
     head = ("<tr><th>algorithm</th><th class='n'>steps to target</th><th class='n'>&times; best</th>"
             "<th class='n'>time to target</th><th class='n'>&times; best</th>"
-            "<th class='n'>noise floor</th><th class='n'>trials reached</th></tr>")
+            "<th class='n'>noise floor</th><th class='n'>trials reached</th>"
+            + ("<th class='n'>LR sensitivity</th>" if sens else "") + "</tr>")
     rows = []
     for a, _ in _ranking(scores):
         if w not in scores.time_s.get(a, {}):
@@ -718,9 +741,11 @@ def _workload_table_html(scores: bench.Scores, w: str, trials: Sequence[TrialRes
             + _time_cell(_cell(scores.time_s, a, w), best_t, format_time)
             + _td(_e(format_ratio(r_time.get(a, {}).get(w, math.inf))), "n")
             + _td(_e(format_noise(scores.noise.get(a, {}).get(w, math.nan), n_s)), "n")
-            + _td(f"{hit}/{len(mine)}", "n") + "</tr>"
+            + _td(f"{hit}/{len(mine)}", "n")
+            + (_td(_sensitivity_cell(sens.get(a)), "n") if sens else "") + "</tr>"
         )
-    return f"<table>{head}{''.join(rows)}</table>"
+    shown = [sens[a] for a, _ in _ranking(scores) if a in sens and w in scores.time_s.get(a, {})]
+    return f"<table>{head}{''.join(rows)}</table>" + (_sensitivity_note(shown) if shown else "")
 
 
 def _variants_html(scores: bench.Scores) -> str:
@@ -786,6 +811,9 @@ def render_html(store: Store, study_id: int, *, title: str | None = None) -> str
     all_trials = store.list_trials(study_id=study_id)
     targets = targets_of(study, all_trials)
     ranked = [a for a, _ in _ranking(scores)]
+    from steplab.sensitivity import results_in_store
+
+    sensitivity = results_in_store(store)  # LR sweeps of the same store (steplab sensitivity)
     colors = {a: _COLORS[i % len(_COLORS)] for i, a in enumerate(ranked)}
     for t in all_trials:  # algorithms with no finished trial yet
         colors.setdefault(t.spec.algorithm, _COLORS[len(colors) % len(_COLORS)])
@@ -819,7 +847,7 @@ def render_html(store: Store, study_id: int, *, title: str | None = None) -> str
                 best[a] = pick
         parts.append(
             f"<h3>{_e(w)}</h3><p class='note'>{_target_text(target, [t.spec.budget_steps for t in mine])}</p>"
-            + _workload_table_html(scores, w, mine, colors)
+            + _workload_table_html(scores, w, mine, colors, sensitivity)
             + _img(workload_figure(store, best, target, colors), f"traces on {w}")
         )
 

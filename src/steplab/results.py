@@ -115,3 +115,10 @@ class TrialResult:
     @property
     def reached(self) -> bool:
         return self.status == "reached" or math.isfinite(self.time_to_target_s)
+
+
+def spec_digest(spec: dict[str, Any]) -> str:
+    """8 hex digits of a spec dict without its ``name``: the default study name of a
+    benchmark or tune, so the same spec run again finds (resumes) its study."""
+    d = {k: v for k, v in spec.items() if k != "name"}
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]

@@ -26,6 +26,7 @@ import bisect
 import dataclasses
 import json
 import math
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -244,7 +245,9 @@ def power_schedule(*, knee_steps: float, exponent: float = -0.51, offset: int = 
 
     def schedule(k: int) -> float:
         n = k + offset
-        return 1.0 if n <= 0 else min(1.0, (n / knee_steps) ** exponent)
+        if n <= 0 or (n < knee_steps and exponent <= 0):  # (n / knee)^b >= 1 there; it overflows for b << 0
+            return 1.0
+        return min(1.0, (n / knee_steps) ** exponent)
 
     return schedule
 
@@ -283,11 +286,12 @@ def infinite_schedule(
             if cooldown_shape == "linear":
                 return 1.0 - (1.0 - const) * p
             h1 = 1.0 / math.sqrt(1.0 + timescale) - 1.0
-            return 1.0 + (const - 1.0) * (1.0 / math.sqrt(1.0 + timescale * p) - 1.0) / h1
+            hp = 1.0 / math.sqrt(1.0 + timescale * p) - 1.0
+            return 1.0 + (const - 1.0) * (hp / h1 if h1 else p)  # h(p)/h(1) -> p as timescale -> 0
         if k <= anneal_start:
             return const
         p = _progress(k - anneal_start, total_steps - anneal_start)
-        return const * (final / const) ** p
+        return const ** (1.0 - p) * final**p  # = const (final/const)^p; final/const overflows for tiny const
 
     return schedule
 
@@ -370,11 +374,12 @@ class Param:
         if self.kind is float:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise SpecError(f"{where} must be a number, got {value!r}")
-            value = float(value)
-            if not math.isfinite(value):
+            if not abs(value) <= sys.float_info.max:  # NaN, inf, an int too large for a float
                 raise SpecError(f"{where} must be finite, got {value!r}")
+            value = float(value)
         elif self.kind is int:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not abs(value) <= sys.float_info.max \
+                    or value != int(value):
                 raise SpecError(f"{where} must be an integer, got {value!r}")
             value = int(value)
         elif self.kind is bool:
@@ -459,6 +464,9 @@ def _make_wsd(t: int, w: int, p: dict[str, Any], *, decay_key: str = "decay", sh
 
 def _make_cyclic(mode: str) -> Maker:
     def make(t: int, w: int, p: dict[str, Any]) -> Schedule:
+        if not t / p["cycles"] < 2**62:  # 1 / cycles overflows to inf for subnormal cycles
+            raise SpecError(f"schedule {mode!r}: parameter 'cycles' = {p['cycles']!r} makes one cycle longer "
+                            "than 2**62 steps; use cycles >= 1e-12")
         size = max(2, _frac_steps(1.0 / p["cycles"], t))
         up = min(size - 1, max(1, _frac_steps(p["up"], size)))
         return cyclic_schedule(up_steps=up, down_steps=size - up, low=p["low"], mode=mode, gamma=p.get("gamma", 1.0))
@@ -502,7 +510,7 @@ def _make_piecewise(t: int, w: int, p: dict[str, Any]) -> Schedule:
     clean: list[tuple[float, float]] = []
     for pt in pts:
         if not isinstance(pt, (list, tuple)) or len(pt) != 2 or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in pt
+            isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) <= sys.float_info.max for v in pt
         ):
             raise SpecError(f"schedule 'piecewise': parameter 'points' entries must be [x, value] number pairs, got {pt!r}")
         x, v = float(pt[0]), float(pt[1])
@@ -746,7 +754,7 @@ def _parse_value(text: str) -> Any:
     text = text.strip()
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON, an integer of > 4300 digits, nested too deeply
         if text.lower() in ("true", "false"):
             return text.lower() == "true"
         return text
@@ -774,9 +782,13 @@ def _read_spec_file(path: str) -> str:
     from pathlib import Path
 
     try:
-        return Path(path).expanduser().read_text().strip()
+        return Path(path).expanduser().read_text(encoding="utf-8").strip()
     except OSError as e:
         raise SpecError(f"schedule file {path!r} cannot be read ({e.strerror}); give an existing .json file") from None
+    except UnicodeDecodeError as e:
+        raise SpecError(f"schedule file {path!r} is not UTF-8 text ({e.reason}); save it as UTF-8 JSON") from None
+    except ValueError as e:  # a NUL in the path
+        raise SpecError(f"schedule file {path!r} cannot be opened ({e}); fix the path") from None
 
 
 def spec_from(obj: ScheduleSpec | Mapping[str, Any] | str) -> ScheduleSpec:
@@ -793,6 +805,9 @@ def spec_from(obj: ScheduleSpec | Mapping[str, Any] | str) -> ScheduleSpec:
                 obj = json.loads(text)
             except json.JSONDecodeError as e:
                 raise SpecError(f"schedule spec is not valid JSON ({e.msg} at char {e.pos}): {text[:60]!r}") from None
+            except (ValueError, RecursionError):  # an integer of > 4300 digits, nested too deeply
+                raise SpecError(f"schedule spec JSON has a number too long or nesting too deep: {text[:60]!r}; "
+                                "give a plain {\"name\": ..., \"key\": value} object") from None
         else:
             name, _, rest = text.partition(":")
             d: dict[str, Any] = {"name": name}
@@ -809,7 +824,7 @@ def spec_from(obj: ScheduleSpec | Mapping[str, Any] | str) -> ScheduleSpec:
     entry = info(obj["name"])
     allowed = {**COMMON, **entry.params}
     params = []
-    for key in sorted(k for k in obj if k != "name"):
+    for key in sorted((k for k in obj if k != "name"), key=str):  # str: a Python caller's keys may be anything
         if key not in allowed:
             raise SpecError(
                 f"schedule {entry.name!r} has no parameter {key!r}; it takes: {', '.join(sorted(allowed))}"
@@ -881,3 +896,8 @@ __all__ = [
     "warmup",
     "wsd_schedule",
 ]
+
+# the stage schedules of continual runs (stages_rewarm, stages_constant, stages_infinite,
+# stages_wsd) live in their own module and register themselves; imported last, it finds the
+# registry built
+import steplab.continual_schedules  # noqa: E402,F401

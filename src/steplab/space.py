@@ -17,7 +17,7 @@ quasi-random search that AlgoPerf's external-tuning ruleset prescribes.
 
 from __future__ import annotations
 
-import math
+import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +27,8 @@ from steplab.errors import SpecError
 
 
 def _number(name: str, what: str, v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+    # abs(v) <= max float: False for NaN, inf and ints too large for a float (math.isfinite raises)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not abs(v) <= sys.float_info.max:
         raise SpecError(f"search space parameter {name!r}: {what} must be a finite number, got {v!r}")
     return float(v)
 

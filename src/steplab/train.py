@@ -19,6 +19,7 @@ import math
 import random
 import socket
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,11 +29,12 @@ from steplab.algorithms import ResolvedAlgorithm
 from steplab.errors import SpecError
 from steplab.recorder import Recorder, package_versions
 from steplab.results import TrialResult, TrialSpec
-from steplab.store import Store
+from steplab.store import Store, new_worker_id
 from steplab.workloads.base import Workload
 
-#: called after every evaluation with (step, budget, metrics, train_time_s); for progress bars
-Progress = Callable[[int, int, dict[str, float], float], None]
+#: called after every evaluation with (step, budget, metrics, train_time_s), for progress bars
+#: and tuners: returning True stops the trial there, recorded as ``pruned``
+Progress = Callable[[int, int, dict[str, float], float], "bool | None"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +86,33 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def train_step(
+    loss_fn: Callable[[torch.nn.Module, Any], torch.Tensor],
+    model: torch.nn.Module,
+    batch: Any,
+    opt: torch.optim.Optimizer,
+    lr_scheduler: Any,
+    *,
+    grad_clip: float | None,
+    params: list[torch.Tensor],
+    needs_loss: bool,
+) -> torch.Tensor:
+    """One update, as every steplab loop makes it: loss, backward, clip the global gradient
+    norm at ``grad_clip``, optimizer step (Polyak-type steps, ``needs_loss``, read the loss
+    just computed: ``steplab.polyak``), schedule step. Returns the loss (before the update)."""
+    loss = loss_fn(model, batch)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    if needs_loss:
+        opt.step(lambda loss=loss: loss)
+    else:
+        opt.step()
+    lr_scheduler.step()
+    return loss
+
+
 def run_trial(
     workload: Workload,
     algorithm: ResolvedAlgorithm,
@@ -97,11 +126,16 @@ def run_trial(
     name: str | None = None,
     key: str | None = None,
     extra_metrics: dict[str, float] | None = None,
+    trial_id: int | None = None,
+    worker: str | None = None,
 ) -> TrialResult:
     """Train ``algorithm`` on ``workload`` with ``seed`` for the workload's budget; record the
     trace into ``store`` when given. Returns the finished ``TrialResult``. ``key`` overrides
     the stored key (see ``Store.start_trial``); ``extra_metrics`` are stored with the final
-    metrics (a refined second pass records its first pass's cost there)."""
+    metrics (a refined second pass records its first pass's cost there). ``trial_id`` is a
+    trial already claimed by ``worker`` (``Store.claim_trial``) to fill instead of starting
+    one. While it trains, the trial's worker beats (``Store.heartbeat``), so other
+    processes on the same study know it is alive."""
     cfg = config or TrainConfig()
     if algorithm.label_smoothing:
         raise SpecError(
@@ -112,7 +146,6 @@ def run_trial(
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     budget = workload.budget_steps
-    target = workload.target
     spec = TrialSpec(
         workload=workload.name,
         variant=workload.variant,
@@ -125,13 +158,35 @@ def run_trial(
         index=index,
         stop_at_target=cfg.stop_at_target,
     )
-    trial_id = None
-    if store is not None:
+    if store is None:
+        return _train(workload, algorithm, seed, spec, None, None, cfg, device, progress, extra_metrics)
+    worker = worker or new_worker_id()
+    if trial_id is None:
         trial_id = store.start_trial(
             spec, name=name, host=socket.gethostname(), versions=package_versions(), device=str(device),
-            key=key,
+            key=key, worker=worker,
         )
+    else:
+        store.set_trial_spec(trial_id, spec)
+    with store.heartbeat(worker):
+        return _train(workload, algorithm, seed, spec, store, trial_id, cfg, device, progress, extra_metrics)
 
+
+def _train(
+    workload: Workload,
+    algorithm: ResolvedAlgorithm,
+    seed: int,
+    spec: TrialSpec,
+    store: Store | None,
+    trial_id: int | None,
+    cfg: TrainConfig,
+    device: torch.device,
+    progress: Progress | None,
+    extra_metrics: dict[str, float] | None,
+) -> TrialResult:
+    """The loop of :func:`run_trial`, writing to ``trial_id`` when ``store`` is given."""
+    budget = workload.budget_steps
+    target = workload.target
     seed_everything(seed)
     model = workload.init_model(seed).to(device)
     model.train()
@@ -162,22 +217,14 @@ def run_trial(
     best = math.nan
     try:
         for step in range(budget):
-            loss = workload.loss(model, next(batches))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if algorithm.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(params, algorithm.grad_clip)
-            if needs_loss:  # Polyak-type steps read the loss just computed (steplab.polyak)
-                opt.step(lambda loss=loss: loss)
-            else:
-                opt.step()
-            lr_scheduler.step()
+            loss = train_step(workload.loss, model, next(batches), opt, lr_scheduler,
+                              grad_clip=algorithm.grad_clip, params=params, needs_loss=needs_loss)
             rec.log(loss)
             steps_done = step + 1
 
             if step % check_every == 0 or steps_done == budget:
                 value = float(loss.detach())
-                if step == 0:
+                if step == 0 or step in workload.divergence_resets:  # e.g. a continual stream's task switch
                     first_loss = value
                 if not math.isfinite(value) or value > cfg.divergence_factor * max(first_loss, 1e-8):
                     status = "diverged"
@@ -200,14 +247,15 @@ def run_trial(
                 if math.isfinite(value):
                     better = max if target.mode == "max" else min
                     best = value if math.isnan(best) else better(best, value)
-                if progress is not None:
-                    progress(steps_done, budget, metrics, rec.train_time_s)
                 if target.reached(value) and math.isinf(time_to_target):
                     time_to_target, steps_to_target = rec.train_time_s, float(steps_done)
                     if cfg.stop_at_target:
                         break
+                if progress is not None and progress(steps_done, budget, metrics, rec.train_time_s):
+                    status, message = "pruned", f"stopped by the caller after {steps_done} steps"
+                    break
     except (KeyboardInterrupt, SystemExit):
-        rec.close()  # the trial stays "running": a resumed benchmark discards and re-runs it
+        rec.close()  # the trial stays "running" until its claim is given back or dies (Store.claim_trial)
         raise
     except Exception as e:  # a broken trial is a recorded outcome, not a crash
         status = "failed"
@@ -216,7 +264,7 @@ def run_trial(
     _sync(device)
     train_time = rec.train_time_s
     rec.close()
-    if math.isfinite(time_to_target) and status != "diverged":
+    if math.isfinite(time_to_target) and status not in ("diverged", "pruned"):
         status = "reached"
     elif status == "diverged":
         time_to_target, steps_to_target = math.inf, math.inf

@@ -50,8 +50,9 @@ def read_columns(path: str | Path, step: str, columns: dict[str, str], *,
             wanted = {"step": step, **columns, **({"time": time} if time else {})}
             missing = [c for c in wanted.values() if c not in header]
             if missing:
+                shown = ", ".join(h if h.isprintable() else repr(h) for h in header[:12])
                 raise SourceError(f"CSV file {str(p)!r} has no column {missing[0]!r} "
-                                  f"(it has: {', '.join(header[:12])}{', ...' if len(header) > 12 else ''})")
+                                  f"(it has: {shown}{', ...' if len(header) > 12 else ''})")
             out = {k: traces.Series(c, [], [], [] if time else None) for k, c in columns.items()}
             n = 0
             for n, row in enumerate(reader, start=2):  # line 1 is the header

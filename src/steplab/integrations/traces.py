@@ -47,6 +47,9 @@ DEFAULT_TAGS: dict[str, tuple[str, ...]] = {
     "update_norm": ("update_norm", "train/update_norm"),
 }
 
+#: the largest step the store's 64-bit integer columns hold
+_MAX_STEP = 2**63 - 1
+
 _EVAL_PREFIXES = {"validation": "validation", "val": "validation", "eval": "validation",
                   "valid": "validation", "test": "test"}
 _BOOKKEEPING = ("runtime", "samples_per_second", "steps_per_second", "epoch")
@@ -84,7 +87,7 @@ def resolve_tags(available: Sequence[str], tags: Mapping[str, str], where: str) 
     """Which series fills which trace column: every tag named in ``tags`` must exist; the
     other columns take the first of :data:`DEFAULT_TAGS` present. A loss is required."""
     have = set(available)
-    shown = ", ".join(sorted(have)[:12]) + (", ..." if len(have) > 12 else "") or "none"
+    shown = ", ".join(t if t.isprintable() else repr(t) for t in sorted(have)[:12]) + (", ..." if len(have) > 12 else "") or "none"
     out: dict[str, str] = {}
     for key in TRACE_KEYS:
         if key in tags:
@@ -117,7 +120,7 @@ def param_value(text: str) -> Any:
     (MLflow stores every parameter as text)."""
     try:
         return json.loads(text)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):  # not JSON, a number too long, nesting too deep
         return text
 
 
@@ -137,6 +140,9 @@ def _check(series: Series, source: str, offset: int) -> None:
     if series.steps and series.steps[0] + offset < 0:
         raise SourceError(f"{source}: {series.name!r} starts at step {series.steps[0]}; with offset {offset} "
                           "that is negative: pass a larger --offset")
+    if series.steps and series.steps[-1] + offset > _MAX_STEP:
+        raise SourceError(f"{source}: {series.name!r} reaches step {series.steps[-1]}; with offset {offset} that "
+                          "is past 2**63 - 1, the largest step a store holds: fix the steps or --offset")
 
 
 def build_trial(

@@ -25,6 +25,7 @@ def _load_builtins() -> None:
         digits,
         logreg,
         modarith,
+        stream,
         teacher_student,
     )
 

@@ -79,8 +79,12 @@ class Workload(ABC):
             raise WorkloadError(
                 f"unknown variant {variant!r} of workload {self.name!r}; known: {known}"
             )
-        if budget_steps is not None and budget_steps < 1:
-            raise WorkloadError(f"budget_steps must be >= 1, got {budget_steps}")
+        if budget_steps is not None and (
+            isinstance(budget_steps, bool) or not isinstance(budget_steps, int) or budget_steps < 1
+        ):
+            raise WorkloadError(f"budget_steps must be an integer >= 1, got {budget_steps!r}")
+        if target is not None and not isinstance(target, Target):
+            raise WorkloadError(f"target must be a Target(metric, value, mode), got {target!r}")
         self.variant = variant
         self._budget_steps = budget_steps
         self._target = target
@@ -103,6 +107,10 @@ class Workload(ABC):
     @property
     @abstractmethod
     def default_target(self) -> Target: ...
+
+    #: updates at which the training data changes on purpose (the task switches of a continual
+    #: stream): the divergence check measures the loss against the loss there, not at step 0
+    divergence_resets: tuple[int, ...] = ()
 
     #: evaluations per budget; ``eval_every`` follows the budget, so a suite's shorter
     #: budget keeps the same number of evaluations

@@ -21,7 +21,15 @@ Model: token + learned position embeddings, ``n_layers`` pre-LN blocks (causal
 ``scaled_dot_product_attention``, 4 heads; MLP 4x with GELU), final LayerNorm, linear head;
 d_model 64, context 64, batch 32.
 
-Variants: ``deeper`` (2 layers) and ``relu`` (ReLU MLP instead of GELU).
+Variants: ``deeper`` (2 layers) and ``relu`` (ReLU MLP instead of GELU); and the two
+stabilizers Wortsman et al. 2023 ("Small-scale proxies for large-scale Transformer training
+instabilities", arXiv 2309.14322) study, for ``steplab sensitivity``: ``qk-ln``
+(LayerNorm on each head's queries and keys before the dot product, Dehghani et al. 2023,
+arXiv 2302.05442), ``zloss`` (the auxiliary loss ``c * mean((log Z)^2)`` on the output
+log-partition ``log Z = logsumexp(logits)``, c = 1e-4, Chowdhery et al. 2022, PaLM, arXiv
+2204.02311; training loss only: ``validation/loss`` stays the cross-entropy) and
+``qk-ln+zloss``. Their weights are base's (same seed, same draws) plus the qk LayerNorms'
+ones/zeros; their target is base's, not calibrated separately.
 
 How the target was set
 ----------------------
@@ -70,8 +78,12 @@ from steplab.workloads import register
 from steplab.workloads.base import Batch, Target, Workload
 
 CONTEXT, D_MODEL, N_HEADS, BLOCK, HOLDOUT_EVERY, N_EVAL = 64, 64, 4, 1000, 10, 256
-CONFIG = {"base": (1, "gelu"), "deeper": (2, "gelu"), "relu": (1, "relu")}  # layers, act
-TARGET = {"base": 1.30, "deeper": 1.19, "relu": 1.31}  # nats/char, calibrated
+CONFIG = {"base": (1, "gelu"), "deeper": (2, "gelu"), "relu": (1, "relu"),  # layers, act
+          "qk-ln": (1, "gelu"), "zloss": (1, "gelu"), "qk-ln+zloss": (1, "gelu")}
+TARGET = {"base": 1.30, "deeper": 1.19, "relu": 1.31,  # nats/char, calibrated
+          "qk-ln": 1.30, "zloss": 1.30, "qk-ln+zloss": 1.30}  # base's, not calibrated
+QK_LN = ("qk-ln", "qk-ln+zloss")  # variants with LayerNorm on queries and keys
+Z_LOSS = {"zloss": 1e-4, "qk-ln+zloss": 1e-4}  # variant -> z-loss coefficient c (PaLM)
 _CACHE: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 _VOCAB: list[str] = []
 
@@ -119,9 +131,10 @@ def _windows(
 
 
 class Block(nn.Module):
-    """Pre-LN transformer block: causal self-attention then an MLP, both residual."""
+    """Pre-LN transformer block: causal self-attention then an MLP, both residual;
+    ``qk_ln`` adds a LayerNorm over each head's queries and keys (Dehghani et al. 2023)."""
 
-    def __init__(self, act: str) -> None:
+    def __init__(self, act: str, qk_ln: bool = False) -> None:
         super().__init__()
         self.ln1, self.ln2 = nn.LayerNorm(D_MODEL), nn.LayerNorm(D_MODEL)
         self.qkv = nn.Linear(D_MODEL, 3 * D_MODEL)
@@ -131,11 +144,16 @@ class Block(nn.Module):
             nn.GELU() if act == "gelu" else nn.ReLU(),
             nn.Linear(4 * D_MODEL, D_MODEL),
         )
+        # created last and drawing no random numbers: the other weights stay base's
+        self.q_ln = nn.LayerNorm(D_MODEL // N_HEADS) if qk_ln else None
+        self.k_ln = nn.LayerNorm(D_MODEL // N_HEADS) if qk_ln else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, c = x.shape
         q, k, v = self.qkv(self.ln1(x)).split(c, dim=2)
         q, k, v = (z.view(b, t, N_HEADS, c // N_HEADS).transpose(1, 2) for z in (q, k, v))
+        if self.q_ln is not None:
+            q, k = self.q_ln(q), self.k_ln(k)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         x = x + self.proj(y.transpose(1, 2).reshape(b, t, c))
         return x + self.mlp(self.ln2(x))
@@ -144,11 +162,11 @@ class Block(nn.Module):
 class CharTransformer(nn.Module):
     """Token + position embeddings, ``n_layers`` blocks, final LayerNorm, linear head."""
 
-    def __init__(self, vocab: int, n_layers: int, act: str) -> None:
+    def __init__(self, vocab: int, n_layers: int, act: str, qk_ln: bool = False) -> None:
         super().__init__()
         self.tok = nn.Embedding(vocab, D_MODEL)
         self.pos = nn.Embedding(CONTEXT, D_MODEL)
-        self.blocks = nn.Sequential(*(Block(act) for _ in range(n_layers)))
+        self.blocks = nn.Sequential(*(Block(act, qk_ln) for _ in range(n_layers)))
         self.ln = nn.LayerNorm(D_MODEL)
         self.head = nn.Linear(D_MODEL, vocab)
 
@@ -167,6 +185,9 @@ class CharLM(Workload):
         "base": "1 layer, d_model 64, 4 heads, GELU MLP",
         "deeper": "2 layers, d_model 64, 4 heads, GELU MLP",
         "relu": "1 layer, d_model 64, 4 heads, ReLU MLP",
+        "qk-ln": "base + LayerNorm on queries and keys (Dehghani et al. 2023)",
+        "zloss": "base + z-loss 1e-4 * (log Z)^2 in the training loss (PaLM)",
+        "qk-ln+zloss": "base + qk-layernorm + z-loss",
     }
 
     @property
@@ -190,17 +211,25 @@ class CharLM(Workload):
         layers, act = CONFIG[self.variant]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return CharTransformer(vocab_size(), layers, act)
+            return CharTransformer(vocab_size(), layers, act, qk_ln=self.variant in QK_LN)
 
     def batches(self, seed: int, device: torch.device) -> Iterator[Batch]:
         train, _ = _data(device)  # built here, not at the first next()
         return _windows(train, self.batch_size, seed, device)
 
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        """Cross-entropy in nats/char, plus ``c * mean(logsumexp(logits)^2)`` for the z-loss
+        variants (PaLM's auxiliary loss, averaged over the predicted characters)."""
         logits = model(batch[:, :-1])
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+        c = Z_LOSS.get(self.variant)
+        if c is not None:
+            loss = loss + c * torch.logsumexp(logits, dim=-1).square().mean()
+        return loss
 
     def evaluate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
         _, windows = _data(device)
         with torch.no_grad():
-            return {"validation/loss": self.loss(model, windows).item()}
+            logits = model(windows[:, :-1])  # the cross-entropy alone, z-loss or not
+            ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), windows[:, 1:].reshape(-1))
+            return {"validation/loss": ce.item()}
