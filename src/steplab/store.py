@@ -554,11 +554,21 @@ class Store:
         missing = set(metadata.tables) - names
         return "incomplete" if missing else "ok"
 
-    def _lock_schema(self, conn: Connection) -> None:
-        """Serialize schema changes between processes: SQLite's write lock is already held
-        (``BEGIN IMMEDIATE``); PostgreSQL takes a transaction-scoped advisory lock."""
+    def _serialize(self, conn: Connection, *what: object) -> None:
+        """Serialize the writers of ``what`` (the schema, a study's lease, a trial key) across
+        processes until the transaction ends: SQLite's write lock is already held (``BEGIN
+        IMMEDIATE``); PostgreSQL takes a transaction-scoped advisory lock."""
         if self._is_postgres:
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_id("steplab schema")})
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_id(*what)})
+
+    @staticmethod
+    def _meta(conn: Connection, key: str) -> str | None:
+        return conn.execute(select(meta_table.c.value).where(meta_table.c.key == key)).scalar_one_or_none()
+
+    @staticmethod
+    def _set_meta(conn: Connection, key: str, value: object) -> None:
+        conn.execute(delete(meta_table).where(meta_table.c.key == key))
+        conn.execute(meta_table.insert(), {"key": key, "value": str(value)})
 
     def _init_schema(self, *, upgrade: bool = False) -> list[int]:
         applied: list[int] = []
@@ -567,7 +577,7 @@ class Store:
                 state = self._state(conn, upgrade=upgrade)
             if state != "ok":
                 with self._tx("creating the schema", write=True) as conn:
-                    self._lock_schema(conn)
+                    self._serialize(conn, "steplab schema")
                     state = self._state(conn, upgrade=upgrade)  # again, under the lock
                     if state == "old":
                         from steplab import migrations
@@ -710,15 +720,9 @@ class Store:
         ``meta.trial_id_high`` (what ``AUTOINCREMENT`` does, without recreating the table
         of older databases)."""
         if self._is_sqlite:
-            high = conn.execute(
-                select(meta_table.c.value).where(meta_table.c.key == "trial_id_high")
-            ).scalar_one_or_none()
             top = conn.execute(select(func.max(trials_table.c.id))).scalar() or 0
-            new = max(int(high or 0), int(top)) + 1
-            if high is None:
-                conn.execute(meta_table.insert(), {"key": "trial_id_high", "value": str(new)})
-            else:
-                conn.execute(update(meta_table).where(meta_table.c.key == "trial_id_high").values(value=str(new)))
+            new = max(int(self._meta(conn, "trial_id_high") or 0), int(top)) + 1
+            self._set_meta(conn, "trial_id_high", new)
             values = {**values, "id": new}
         return int(conn.execute(trials_table.insert().values(**values)).inserted_primary_key[0])
 
@@ -781,14 +785,13 @@ class Store:
         """Set the steps a study has leased so far (``lease_steps``) to ``steps``."""
         key = f"leased_steps:{int(study_id)}"
         with self._tx(f"resetting the step lease of study {study_id}", write=True) as conn:
-            conn.execute(delete(meta_table).where(meta_table.c.key == key))
-            conn.execute(meta_table.insert(), {"key": key, "value": str(int(steps))})
+            self._set_meta(conn, key, int(steps))
 
     def leased_steps(self, study_id: int) -> int | None:
         """The steps a study has leased (``lease_steps``), or ``None`` if it never leased."""
         key = f"leased_steps:{int(study_id)}"
         with self._tx(f"reading the step lease of study {study_id}", write=False) as conn:
-            value = conn.execute(select(meta_table.c.value).where(meta_table.c.key == key)).scalar_one_or_none()
+            value = self._meta(conn, key)
         return None if value is None else int(value)
 
     def lease_steps(self, study_id: int, steps: int, budget: int) -> bool:
@@ -798,16 +801,11 @@ class Store:
         steps trained never sum past the budget, however the workers are scheduled."""
         key = f"leased_steps:{int(study_id)}"
         with self._tx(f"leasing {steps} steps of study {study_id}", write=True) as conn:
-            if self._is_postgres:
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_id("lease", study_id)})
-            value = conn.execute(select(meta_table.c.value).where(meta_table.c.key == key)).scalar_one_or_none()
-            used = int(value or 0)
+            self._serialize(conn, "lease", study_id)
+            used = int(self._meta(conn, key) or 0)
             if used + steps > budget:
                 return False
-            if value is None:
-                conn.execute(meta_table.insert(), {"key": key, "value": str(used + steps)})
-            else:
-                conn.execute(update(meta_table).where(meta_table.c.key == key).values(value=str(used + steps)))
+            self._set_meta(conn, key, used + steps)
             return True
 
     def truncate_trial(self, trial_id: int, step: int) -> None:
@@ -854,8 +852,7 @@ class Store:
         values = self._start_values(spec, name=name, host=host, versions=versions, device=device,
                                     key=key, worker=worker)
         with self._tx(f"claiming a trial of study {spec.study_id}", write=True) as conn:
-            if self._is_postgres:
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_id(spec.study_id, key)})
+            self._serialize(conn, spec.study_id, key)
             self._check_study(conn, spec.study_id)
             rows = conn.execute(
                 select(trials_table.c.id, trials_table.c.status, trials_table.c.worker,
