@@ -6,7 +6,7 @@ speedups over the original schedules. This script compares, per workload, with A
 
 * ``cosine``: warm-up 5% + cosine decay to 0 (``adamw-cosine``), peak lr tuned on a grid,
 * ``linear``: warm-up 5% + linear decay to 0 (``adamw-linear``), tuned the same way,
-* ``autolrs``: AutoLRS (``steplab.autolr``, defaults: k = 10 candidates, tau = max(40,
+* ``autolrs``: AutoLRS (``steplab.studies.autolr``, defaults: k = 10 candidates, tau = max(40,
   budget/15) doubling to 8 tau, tau' = tau/10) on AdamW with the workload's tuned peak lr as
   the reference of the multipliers and LR range 1e-3 .. 0.3 (adamw-cosine's search space);
   its steps count the kept run only, its search cost is shown apart (``search steps`` and
@@ -22,7 +22,7 @@ speedups over the original schedules. This script compares, per workload, with A
   (``autolr.anneal_tail``): the stages are constant and never anneal, which a language
   model's final loss pays for (the WSD cooldown),
 
-and the Polyak-type step sizes (``steplab.polyak``), each at its tuned cap lr:
+and the Polyak-type step sizes (``steplab.optim.polyak``), each at its tuned cap lr:
 
 * ``sps`` (SPS_max, Loizou et al. 2021), ``momo`` (MoMo with online f*, Schaipp et al. 2023),
   ``polyak-mom`` (ALR-SMAG, Wang et al. 2023).
@@ -53,9 +53,10 @@ from typing import Any
 
 import _sweep  # benchmarks/_sweep.py, beside this script
 
-from steplab import algorithms, autolr
+from steplab import algorithms
+from steplab.studies import autolr
 from steplab.store import open_store
-from steplab.train import TrainConfig, run_trial
+from steplab.training.loop import TrainConfig, run_trial
 from steplab.workloads.base import Target
 
 # workload key -> (budget override, target override); charlm uses the quick suite's short

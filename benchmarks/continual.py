@@ -1,7 +1,7 @@
 """Which learning-rate schedule across stages, how much replay, and does the stability gap show?
 
 Issue 10's benchmark (``steplab continual``). Two streams, AdamW (weight decay 0.01), every
-stage schedule of ``steplab.continual_schedules`` -- ``rewarm`` (warm-up 5% of each stage, cosine
+stage schedule of ``steplab.schedules.stages`` -- ``rewarm`` (warm-up 5% of each stage, cosine
 to 0.1x), ``constant`` (stage 1 as rewarm, then keep its last lr), ``infinite`` (cooldown to
 0.25x once, exponential anneal to 0.01x over the last 20% of each stage, the next stage
 continuing from the non-annealed model) and ``wsd`` (per stage: warm-up, stable, 1-sqrt cooldown
@@ -51,10 +51,11 @@ from typing import Any
 
 import _sweep  # benchmarks/_sweep.py, beside this script
 
-from steplab import algorithms, continual
-from steplab.continual_metrics import History, min_accuracy
+from steplab import algorithms
+from steplab.studies import continual
+from steplab.analysis.continual_metrics import History, min_accuracy
 from steplab.store import open_store
-from steplab.train import TrainConfig
+from steplab.training.loop import TrainConfig
 
 SCHEDULES = ("rewarm", "constant", "infinite", "wsd")
 REPLAYS = (0.0, 0.05, 0.25)
@@ -229,7 +230,7 @@ def report(db: str, name: str, lrs: dict[str, float], seeds: list[int], procs: i
 
 
 def _plot(db: str, name: str, cells: dict, lrs: dict[str, float]) -> None:
-    from steplab.plots import plot_continual
+    from steplab.report.plots import plot_continual
 
     replay = 0.25
     stream = continual.Stream(_key(STREAMS[name]["base"], replay))

@@ -41,9 +41,10 @@ from typing import Any
 import _sweep  # benchmarks/_sweep.py, beside this script
 import numpy as np
 
-from steplab import bound, laws, predict, schedules, workloads
+from steplab.analysis import bound, laws, predict
+from steplab import schedules, workloads
 from steplab.store import open_store
-from steplab.train import TrainConfig, run_trial
+from steplab.training.loop import TrainConfig, run_trial
 
 # workload -> (steps for part 1, steps T for part 2); charlm is shortened to fit a CPU laptop
 STEPS = {"charlm": (1000, 250), "digits-mlp": (800, 200), "logreg": (500, 125)}

@@ -7,7 +7,7 @@ workload, four schedules with AdamW (the l1-norm refinement):
 * ``linear``: linear warm-up 5% then linear decay to 0 (``adamw-linear``),
 * ``cosine``: linear warm-up 5% then cosine decay to 0 (``adamw-cosine``),
 * ``refined``: the schedule refined from the ``linear`` run with the same peak lr and seed
-  (``steplab.refine``, tau 0.1), then trained from scratch (the second pass only is timed
+  (``steplab.analysis.refine``, tau 0.1), then trained from scratch (the second pass only is timed
   in the ``steps`` column; ``2-pass`` adds the first pass's budget),
 * ``sf-adamw``: schedule-free AdamW (Defazio et al. 2024), warm-up 5%.
 
@@ -47,9 +47,9 @@ from typing import Any
 
 import _sweep  # benchmarks/_sweep.py, beside this script
 
-from steplab import refine
+from steplab.analysis import refine
 from steplab.store import open_store
-from steplab.train import TrainConfig, run_trial
+from steplab.training.loop import TrainConfig, run_trial
 from steplab.workloads.base import Target
 
 # workload key -> (budget override, target override); charlm uses the quick suite's short

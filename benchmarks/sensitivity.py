@@ -3,9 +3,9 @@
 Wortsman et al. 2023 ("Small-scale proxies for large-scale Transformer training
 instabilities", arXiv 2309.14322) measure a training recipe's LR sensitivity: the mean, over
 a log grid of peak learning rates, of how much worse than the grid's best each run ends
-(runs that diverge count as the loss at initialization), ``steplab.sensitivity``. They find
+(runs that diverge count as the loss at initialization), ``steplab.analysis.sensitivity``. They find
 qk-layernorm lowers it sharply and the z-loss keeps the output logits from drifting. This
-script measures, with ``steplab.sensitivity.sweep``:
+script measures, with ``steplab.analysis.sensitivity.sweep``:
 
 * ``adamw-cosine`` on ``charlm`` base vs ``qk-ln`` vs ``zloss`` vs ``qk-ln+zloss``,
 * ``adamw-cosine``, ``sgd-nesterov-cosine`` and ``schedulefree-adamw`` on ``digits-mlp``
@@ -36,10 +36,11 @@ import math
 import time
 from pathlib import Path
 
-from steplab import algorithms, sensitivity, workloads
-from steplab.plots import plot_lr_sensitivity
+from steplab import algorithms, workloads
+from steplab.analysis import sensitivity
+from steplab.report.plots import plot_lr_sensitivity
 from steplab.store import open_store
-from steplab.train import TrainConfig
+from steplab.training.loop import TrainConfig
 
 CHARLM_VARIANTS = ("base", "qk-ln", "zloss", "qk-ln+zloss")
 DIGITS_ALGORITHMS = ("adamw-cosine", "sgd-nesterov-cosine", "schedulefree-adamw")

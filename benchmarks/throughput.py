@@ -4,9 +4,9 @@ Runs one fixed batch of 8 short CPU trials (digits-mlp, teacher-student, logreg;
 thread each, trained to the end of the budget) three ways, each into its own temporary
 SQLite store, and prints the wall times and the throughput ratio against the serial run:
 
-* ``serial``: :class:`~steplab.executors.SerialExecutor` in this process;
-* ``pool``: :class:`~steplab.executors.ProcessPoolExecutor` with ``--workers`` processes;
-* ``ray``: :class:`~steplab.executors.RayExecutor` on a local Ray instance with
+* ``serial``: :class:`~steplab.training.executors.SerialExecutor` in this process;
+* ``pool``: :class:`~steplab.training.executors.ProcessPoolExecutor` with ``--workers`` processes;
+* ``ray``: :class:`~steplab.training.executors.RayExecutor` on a local Ray instance with
   ``--workers`` CPUs (skipped when Ray is not installed).
 
 Pool and Ray run the batch twice on the same executor: ``cold_s`` counts starting the
@@ -36,8 +36,8 @@ import time
 from pathlib import Path
 
 from steplab.algorithms import get_algorithm
-from steplab.executors import Executor, ProcessPoolExecutor, RayExecutor, SerialExecutor
-from steplab.jobs import Job, execute
+from steplab.training.executors import Executor, ProcessPoolExecutor, RayExecutor, SerialExecutor
+from steplab.training.jobs import Job, execute
 
 #: (workload, budget_steps, lr): about 4-5 s each on one free core, ~40 s in all
 BATCH = [

@@ -36,10 +36,11 @@ import statistics
 import time
 from pathlib import Path
 
-from steplab import tuning, workloads
+from steplab.studies import tuning
+from steplab import workloads
 from steplab.results import FINISHED
 from steplab.store import open_store
-from steplab.train import run_trial
+from steplab.training.loop import run_trial
 
 WORKLOADS = {"logreg": None, "digits-mlp": None, "charlm": 300}
 ALGORITHM = "adamw-cosine"

@@ -19,8 +19,8 @@ import signal
 import sys
 import time
 
-from steplab import bench
-from steplab.executors import make_executor
+from steplab.studies import bench
+from steplab.training.executors import make_executor
 from steplab.store import open_store
 
 SPEC = bench.BenchSpec(

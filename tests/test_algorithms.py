@@ -11,10 +11,10 @@ import torch
 from torch import nn
 
 from steplab import algorithms as A
-from steplab import optimizers as O
+from steplab.optim import optimizers as O
 from steplab.errors import SpecError
 from steplab.schedules import spec_from
-from steplab.space import LogUniform, Uniform, sample
+from steplab.algorithms.space import LogUniform, Uniform, sample
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "algorithms"
 

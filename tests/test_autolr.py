@@ -1,4 +1,4 @@
-"""Tests for steplab.autolr (AutoLRS, Jin et al. 2021): the exponential fit, the stage plan,
+"""Tests for steplab.studies.autolr (AutoLRS, Jin et al. 2021): the exponential fit, the stage plan,
 checkpoint/restore between candidates, the emergent schedule's JSON round trip and replay,
 and a small end-to-end run on logreg."""
 
@@ -13,10 +13,11 @@ import pytest
 import torch
 from torch import nn
 
-from steplab import algorithms, autolr, schedules, workloads
+from steplab import algorithms, schedules, workloads
+from steplab.studies import autolr
 from steplab.errors import SpecError
 from steplab.store import open_store
-from steplab.train import TrainConfig, run_trial
+from steplab.training.loop import TrainConfig, run_trial
 from steplab.workloads.base import Target, Workload
 
 CFG = TrainConfig(threads=1, stop_at_target=False)

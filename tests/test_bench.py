@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from steplab import algorithms, bench, space
+from steplab import algorithms
+from steplab.studies import bench
+from steplab.algorithms import space
 from steplab.errors import SpecError, WorkloadError
-from steplab.jobs import execute
+from steplab.training.jobs import execute
 from steplab.store import open_store
 
 TINY = (bench.SuiteEntry("logreg", budget_steps=60), bench.SuiteEntry("digits-mlp", budget_steps=40))
@@ -90,7 +92,7 @@ KILL_SCRIPT = textwrap.dedent(
     """
     import sys
     from steplab import bench
-    from steplab.executors import SerialExecutor
+    from steplab.training.executors import SerialExecutor
     from steplab.store import open_store, resolve_url
     url = resolve_url(sys.argv[1])
     spec = bench.BenchSpec(algorithms=("adamw-cosine", "sgd-nesterov-cosine"), trials=2, name="killme",

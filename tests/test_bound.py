@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.optimize import check_grad, minimize_scalar
 
-from steplab import bound as B
+from steplab.analysis import bound as B
 from steplab.errors import SpecError
 
 WSD20 = {"name": "wsd", "decay": 0.2, "shape": "linear"}

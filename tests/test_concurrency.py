@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from steplab import bench, migrations
+from steplab.studies import bench
+from steplab.store import migrations
 from steplab.errors import StoreError
 from steplab.results import EvalRow, StepRow, TrialResult, TrialSpec
 from steplab.store import SCHEMA_VERSION, claim_is_dead, new_worker_id, open_store

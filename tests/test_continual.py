@@ -1,4 +1,4 @@
-"""Tests for continual training (``steplab.continual``, ``steplab.continual_schedules``,
+"""Tests for continual training (``steplab.studies.continual``, ``steplab.schedules.stages``,
 the ``stream`` workload and ``steplab continual``): stage schedules at their boundaries,
 exact replay composition, evaluation that never changes the trajectory, the non-annealed
 restore of the infinite schedule, and the streams' data."""
@@ -12,10 +12,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from steplab import algorithms, continual, continual_schedules, schedules, workloads
+from steplab import algorithms, schedules, workloads
+from steplab.studies import continual
+from steplab.schedules import stages as continual_schedules
 from steplab.errors import SpecError, WorkloadError
 from steplab.store import open_store
-from steplab.train import TrainConfig, run_trial
+from steplab.training.loop import TrainConfig, run_trial
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -242,7 +244,7 @@ def test_history_of_a_stored_run_rebuilds_the_same_metrics():
         res = _run("permuted-digits+tasks=2+steps=20+eval_every=2", store=store)
         history, stream = continual.history_of(store, res.trial.id)
     assert stream.key == "permuted-digits+eval_every=2+steps=20+tasks=2"
-    from steplab.continual_metrics import summarize
+    from steplab.analysis.continual_metrics import summarize
 
     assert summarize(history) == pytest.approx(res.metrics, nan_ok=True)
 
@@ -300,7 +302,7 @@ def test_a_task_switch_is_not_divergence():
 
 
 def test_bench_takes_a_stream_workload():
-    from steplab import bench
+    from steplab.studies import bench
 
     (entry,) = bench.parse_workload_list("stream:split-digits+replay=0.25")
     assert (entry.workload, entry.variant) == ("stream", "split-digits+replay=0.25")

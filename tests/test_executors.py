@@ -18,14 +18,14 @@ import pytest
 
 from steplab.algorithms import get_algorithm
 from steplab.errors import SpecError, SteplabError
-from steplab.executors import (
+from steplab.training.executors import (
     Executor,
     ProcessPoolExecutor,
     RayExecutor,
     SerialExecutor,
     make_executor,
 )
-from steplab.jobs import Job
+from steplab.training.jobs import Job
 from steplab.store import open_store
 
 
@@ -141,7 +141,7 @@ def test_ctrl_c_stops_the_pool_quickly(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         import sys
-        from steplab.executors import ProcessPoolExecutor
+        from steplab.training.executors import ProcessPoolExecutor
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_executors import make_jobs
 

@@ -35,7 +35,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 
-from steplab import algorithms, bench, schedules, space, workloads
+from steplab import algorithms, schedules, workloads
+from steplab.studies import bench
+from steplab.algorithms import space
 from steplab.errors import SourceError, SpecError, SteplabError, StoreError, WorkloadError
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "steplab"
@@ -874,7 +876,7 @@ def test_bad_db_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str) 
                  .map(lambda s: s.encode("utf-8", "surrogatepass")),
                  st.one_of(st.binary(max_size=64), JSON.map(lambda v: json.dumps(v).encode()), DEEP.map(str.encode))))
 def test_law_files(tmp_path_factory: pytest.TempPathFactory, data: bytes) -> None:
-    from steplab import predict
+    from steplab.analysis import predict
 
     path = tmp_path_factory.getbasetemp() / "law.json"
     path.write_bytes(data)
@@ -909,7 +911,7 @@ def autolrs_records(draw: st.DrawFn) -> dict[str, Any]:
                  mutated(st.just(json.dumps(AUTOLRS_RECORD)), ops=3), JSON.map(json.dumps), DEEP,
                  st.binary(max_size=64).map(lambda b: b.decode("latin-1"))))
 def test_autolrs_records(tmp_path_factory: pytest.TempPathFactory, text: str) -> None:
-    from steplab import autolr
+    from steplab.studies import autolr
 
     path = tmp_path_factory.getbasetemp() / "autolrs.json"
     path.write_bytes(text.encode("utf-8", "surrogatepass"))

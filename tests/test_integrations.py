@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from steplab.cli import app
 from steplab.errors import SourceError, SpecError, StoreError
 from steplab.integrations import csvfile, traces
-from steplab.recorder import Recorder
+from steplab.training.recorder import Recorder
 from steplab.results import StepRow, TrialResult, TrialSpec
 from steplab.store import open_store
 

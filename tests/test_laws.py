@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from steplab import laws as L
+from steplab.analysis import laws as L
 from steplab.errors import SpecError
 
 PEAK = 1e-3  # absolute peak LR of the synthetic runs

@@ -15,7 +15,7 @@ from pytorch_optimizer.optimizer.utils.graft import LayerWiseGrafting
 from torch import nn
 
 from steplab import algorithms, workloads
-from steplab import optimizers as O
+from steplab.optim import optimizers as O
 
 NEW = ("shampoo", "soap", "muon")
 CPU = torch.device("cpu")

@@ -1,4 +1,4 @@
-"""Tests for steplab.optimizers: registry, parameter groups, kwargs, train/eval modes.
+"""Tests for steplab.optim.optimizers: registry, parameter groups, kwargs, train/eval modes.
 
 Schedule-free wiring is checked against the ``schedulefree`` package itself (same
 trajectory, bit for bit) and against the averaged iterate its README documents.
@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from steplab import optimizers as O
+from steplab.optim import optimizers as O
 from steplab.errors import SpecError
 
 SELF_TUNED = {"prodigy", "dadapt-adam", "dog", "ldog", "sgd-schedulefree"}
@@ -34,7 +34,7 @@ def step(model: nn.Module, opt: torch.optim.Optimizer, batch: tuple[torch.Tensor
     x, y = batch
     loss = ((model(x) - y) ** 2).mean()
     loss.backward()
-    if O.needs_loss(opt):  # Polyak-type steps (steplab.polyak) read the loss
+    if O.needs_loss(opt):  # Polyak-type steps (steplab.optim.polyak) read the loss
         opt.step(lambda: loss)
     else:
         opt.step()

@@ -1,4 +1,4 @@
-"""Tests for steplab.polyak (SPS_max, MoMo, ALR-SMAG) and their baselines.
+"""Tests for steplab.optim.polyak (SPS_max, MoMo, ALR-SMAG) and their baselines.
 
 First steps are compared with values computed by hand on f(x) = ||x||^2 / 2 from
 x0 = (3, 4): f = 12.5, g = x, ||g||^2 = 25."""
@@ -11,10 +11,11 @@ import math
 import pytest
 import torch
 
-from steplab import algorithms, optimizers, workloads
+from steplab import algorithms, workloads
+from steplab.optim import optimizers
 from steplab.errors import SpecError
-from steplab.polyak import MoMo, PolyakMomentum, SPSMax
-from steplab.train import TrainConfig, run_trial
+from steplab.optim.polyak import MoMo, PolyakMomentum, SPSMax
+from steplab.training.loop import TrainConfig, run_trial
 
 
 def _point(*values: float) -> torch.nn.Parameter:

@@ -10,10 +10,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from steplab import laws, predict, schedules
+from steplab.analysis import laws, predict
+from steplab import schedules
 from steplab.cli import app
 from steplab.errors import SpecError
-from steplab.recorder import Recorder
+from steplab.training.recorder import Recorder
 from steplab.store import open_store
 
 runner = CliRunner()
@@ -108,7 +109,7 @@ def test_best_in_family_prefers_a_cooldown_over_constant():
 def test_tuned_horizons_pick_the_best_lr_per_budget(tmp_path):
     from steplab import workloads
     from steplab.algorithms import get_algorithm
-    from steplab.train import TrainConfig, run_trial
+    from steplab.training.loop import TrainConfig, run_trial
 
     with open_store(tmp_path / "h.db") as store:
         for steps in (40, 80):

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from steplab.errors import SpecError, StoreError
-from steplab.recorder import Recorder
+from steplab.training.recorder import Recorder
 from steplab.results import STEP_COLUMNS, TrialSpec
 from steplab.store import open_store
 

@@ -11,14 +11,16 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from steplab import bench, refine, schedules, workloads
+from steplab.studies import bench
+from steplab.analysis import refine
+from steplab import schedules, workloads
 from steplab.algorithms import get_algorithm
 from steplab.cli import app
 from steplab.errors import SpecError
-from steplab.jobs import FIRST_PASS, execute
-from steplab.recorder import Recorder
+from steplab.training.jobs import FIRST_PASS, execute
+from steplab.training.recorder import Recorder
 from steplab.store import open_store
-from steplab.train import TrainConfig, run_trial
+from steplab.training.loop import TrainConfig, run_trial
 
 runner = CliRunner()
 
@@ -150,7 +152,7 @@ def test_spec_is_json_and_replays_at_any_length(tmp_path):
 
 
 def test_exact_bound_is_not_worse_than_the_closed_form():
-    from steplab import bound
+    from steplab.analysis import bound
 
     k = np.arange(40)  # the sheet's numbers index G by the 0-based update
     g = 1 + 4 * np.exp(-k / 4)

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from steplab import algorithms, bench, jobs, report, train
+from steplab import algorithms, report
+from steplab.studies import bench
+from steplab.training import jobs, loop as train
 from steplab import store as st
 from steplab.errors import SpecError
 from steplab.results import TrialResult, TrialSpec

@@ -1,4 +1,4 @@
-"""steplab.run_report and ``steplab report --trial``: reports of single runs (GitHub issue
+"""steplab.report.run_report and ``steplab report --trial``: reports of single runs (GitHub issue
 11) for a loop recorded with the Recorder and for an imported CSV log, numbers checked
 against hand-computed values."""
 
@@ -13,10 +13,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from steplab import run_report
+from steplab.report import run_report
 from steplab.cli import app
 from steplab.integrations import csvfile
-from steplab.recorder import Recorder
+from steplab.training.recorder import Recorder
 from steplab.store import open_store
 
 runner = CliRunner()

@@ -1,4 +1,4 @@
-"""Tests for steplab.scoring against hand-computed values (AlgoPerf "Scoring")."""
+"""Tests for steplab.analysis.scoring against hand-computed values (AlgoPerf "Scoring")."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from steplab import scoring
+from steplab.analysis import scoring
 from steplab.results import TrialResult, TrialSpec
 
 INF = math.inf

@@ -1,4 +1,4 @@
-"""Tests for steplab.sensitivity (Wortsman et al. 2023's LR sensitivity) and its command."""
+"""Tests for steplab.analysis.sensitivity (Wortsman et al. 2023's LR sensitivity) and its command."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import math
 import pytest
 from typer.testing import CliRunner
 
-from steplab import algorithms, sensitivity, workloads
+from steplab import algorithms, workloads
+from steplab.analysis import sensitivity
 from steplab.errors import SpecError
 from steplab.store import open_store
-from steplab.train import TrainConfig
+from steplab.training.loop import TrainConfig
 
 NAN, INF = float("nan"), float("inf")
 
@@ -133,7 +134,7 @@ def test_plot_and_command(tmp_path):
 
 def test_report_shows_a_column_where_a_sweep_exists(tmp_path):
     from steplab import report
-    from steplab.train import run_trial
+    from steplab.training.loop import run_trial
 
     db = str(tmp_path / "r.db")
     wl = workloads.get("digits-mlp", budget_steps=10)

@@ -1,4 +1,4 @@
-"""Tests for steplab.space: JSON forms, validation, quasi-random draws."""
+"""Tests for steplab.algorithms.space: JSON forms, validation, quasi-random draws."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from steplab.errors import SpecError
-from steplab.space import (
+from steplab.algorithms.space import (
     Choice,
     LogUniform,
     Uniform,

@@ -9,12 +9,13 @@ import math
 import pytest
 from typer.testing import CliRunner
 
-from steplab import algorithms, bench, tradeoff
+from steplab import algorithms
+from steplab.studies import bench, tradeoff
 from steplab import schedules as S
 from steplab.cli import app
 from steplab.errors import SpecError
 from steplab.store import open_store
-from steplab.tradeoff import Point
+from steplab.studies.tradeoff import Point
 
 runner = CliRunner()
 C3 = (1 + math.cos(3 * math.pi / 4)) / 2  # cosine shape at 3/4 of a cycle: 0.14645...

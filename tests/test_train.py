@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from steplab import algorithms, workloads
-from steplab.bench import get_suite
+from steplab.studies.bench import get_suite
 from steplab.store import open_store
-from steplab.train import TrainConfig, pick_device, run_trial
+from steplab.training.loop import TrainConfig, pick_device, run_trial
 
 ADAMW = algorithms.get_algorithm("adamw-cosine")
 

@@ -14,7 +14,9 @@ import numpy as np
 import optuna
 import pytest
 
-from steplab import laws, schedules, tuning
+from steplab.analysis import laws
+from steplab import schedules
+from steplab.studies import tuning
 from steplab.errors import SpecError
 from steplab.store import open_store
 

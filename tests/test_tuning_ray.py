@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from steplab import tuning
+from steplab.studies import tuning
 from steplab.store import open_store
 
 tune = pytest.importorskip("ray.tune", reason="the ray extra (ray[tune]) is not installed")

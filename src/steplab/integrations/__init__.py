@@ -6,7 +6,7 @@
 - :mod:`steplab.integrations.mlflow`: import runs, export trials (``[mlflow]``).
 - :mod:`steplab.integrations.csvfile`: import a CSV export (W&B, spreadsheets); no extra.
 
-The callbacks record the same trace rows as :class:`steplab.recorder.Recorder` (they drive
+The callbacks record the same trace rows as :class:`steplab.training.recorder.Recorder` (they drive
 one); imported runs are ordinary trials, so ``steplab refine``, ``steplab predict fit`` and
 ``steplab runs show`` work on them. Importing this package imports no optional dependency.
 """

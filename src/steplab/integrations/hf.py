@@ -7,7 +7,7 @@
     trainer = Trainer(model, args, train_dataset=ds, callbacks=[SteplabTrainerCallback("steplab.db")])
     trainer.train()                   # one trial, rows as the plain-loop Recorder writes them
 
-It drives a :class:`steplab.recorder.Recorder` on the Trainer's optimizer, so the rows are
+It drives a :class:`steplab.training.recorder.Recorder` on the Trainer's optimizer, so the rows are
 the Recorder's: per update the step (0-based), training time, the learning rate the update
 used (``param_groups[0]``, i.e. the scheduler's value for that step), and the update norm.
 From the Trainer's logs (``TrainerCallback.on_log``,
@@ -41,7 +41,7 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
 
 from steplab.integrations import traces
 from steplab.integrations.live import LiveAnalysis
-from steplab.recorder import Recorder
+from steplab.training.recorder import Recorder
 
 __all__ = ["SteplabTrainerCallback", "unwrap_optimizer"]
 
@@ -69,7 +69,7 @@ class SteplabTrainerCallback(TrainerCallback):  # type: ignore[misc]
         name: the trial's label (default: ``TrainingArguments.run_name``).
         config: extra settings stored with the trial's hyperparameters (the
             ``TrainingArguments`` are stored too).
-        flush_every, l1, update_norm: as :class:`~steplab.recorder.Recorder`.
+        flush_every, l1, update_norm: as :class:`~steplab.training.recorder.Recorder`.
         predict_every, law, lr_at, refine, tau, norm: live analyses, see
             :class:`~steplab.integrations.live.LiveAnalysis`.
     """

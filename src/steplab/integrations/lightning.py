@@ -7,7 +7,7 @@
     trainer = L.Trainer(max_steps=1000, callbacks=[SteplabLightningCallback("steplab.db")])
     trainer.fit(model, data)          # one trial, rows as the plain-loop Recorder writes them
 
-It drives a :class:`steplab.recorder.Recorder` on the first of ``trainer.optimizers``, so the
+It drives a :class:`steplab.training.recorder.Recorder` on the first of ``trainer.optimizers``, so the
 rows are the Recorder's: per update the step (0-based), training time (validation time left
 out), the learning rate the update used (``param_groups[0]``) and the update norm. Hooks used
 (https://lightning.ai/docs/pytorch/stable/extensions/callbacks.html):
@@ -42,7 +42,7 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
 from steplab.errors import StoreError
 from steplab.integrations import traces
 from steplab.integrations.live import LiveAnalysis
-from steplab.recorder import Recorder, _global_norm
+from steplab.training.recorder import Recorder, _global_norm
 
 __all__ = ["SteplabLightningCallback"]
 
@@ -63,7 +63,7 @@ class SteplabLightningCallback(pl.Callback):
         name: the trial's label (default: the module's class name).
         config: extra settings stored with the trial's hyperparameters (the module's
             ``hparams`` are stored too).
-        flush_every, l1, update_norm: as :class:`~steplab.recorder.Recorder`.
+        flush_every, l1, update_norm: as :class:`~steplab.training.recorder.Recorder`.
         predict_every, law, lr_at, refine, tau, norm: live analyses, see
             :class:`~steplab.integrations.live.LiveAnalysis` (the whole run's learning rates
             come from a ``LambdaLR`` scheduler with ``interval="step"``, or ``lr_at``).

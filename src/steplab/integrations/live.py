@@ -1,6 +1,6 @@
 """Analyses a training callback can run while the user trains: the predicted final loss at
-intervals (:mod:`steplab.predict`, a loss-curve law fitted on the trace so far and evaluated
-on the whole run's learning rates) and a refined schedule at the end (:mod:`steplab.refine`,
+intervals (:mod:`steplab.analysis.predict`, a loss-curve law fitted on the trace so far and evaluated
+on the whole run's learning rates) and a refined schedule at the end (:mod:`steplab.analysis.refine`,
 Defazio et al. 2023, from the run's gradient norms). Shared by the Lightning and Hugging Face
 callbacks; off unless asked for.
 """
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from steplab.errors import SteplabError
-from steplab.recorder import Recorder
+from steplab.training.recorder import Recorder
 from steplab.store import Store
 
 __all__ = ["LiveAnalysis", "scheduler_lrs"]
@@ -78,7 +78,7 @@ class LiveAnalysis:
         """Fit the law on ``recorder``'s trace so far, log and return the predicted loss after
         the last update of the run (``None`` when it cannot be predicted yet). Flushes the
         recorder."""
-        from steplab import predict
+        from steplab.analysis import predict
 
         if run_lrs is None:
             if not self._warned:
@@ -112,7 +112,7 @@ class LiveAnalysis:
         """Refine the schedule from the stored trial, write it to :attr:`refine`, print where."""
         if self.refine is None:
             return None
-        from steplab import refine
+        from steplab.analysis import refine
 
         try:
             r = refine.refine_trial(store, trial_id, tau=self.tau, norm=self.norm)

@@ -162,7 +162,7 @@ def build_trial(
     Args:
         source: how the log is named in messages (``"tensorboard log runs/a"``).
         variant: the trial's variant, i.e. where it came from (``tensorboard``, ``mlflow``,
-            ``csv``); the workload is ``"user"`` like a :class:`~steplab.recorder.Recorder` run.
+            ``csv``); the workload is ``"user"`` like a :class:`~steplab.training.recorder.Recorder` run.
         columns: trace column (:data:`TRACE_KEYS`) -> series; ``"loss"`` is required.
         evals: evaluation series, named ``split/metric`` (see :func:`eval_metric`).
         params: the run's hyperparameters.

@@ -1,11 +1,11 @@
-"""``stream``: a continual stream of :mod:`steplab.continual` as a workload, so that
-``steplab bench`` (and anything else that runs :func:`steplab.train.run_trial`) takes it.
+"""``stream``: a continual stream of :mod:`steplab.studies.continual` as a workload, so that
+``steplab bench`` (and anything else that runs :func:`steplab.training.loop.run_trial`) takes it.
 
 The variant is the stream's text, ``stream:split-digits+replay=0.25`` (``stream`` alone is
 ``split-digits``). The trial trains the tasks one after the other with the stream's batches
 (replay included), evaluates every ``eval_every`` updates on the tasks seen so far (all
 tasks at each task end) and, at the last evaluation, adds the metrics of
-:mod:`steplab.continual_metrics` (``continual/acc``, ``continual/min_acc``...) to the
+:mod:`steplab.analysis.continual_metrics` (``continual/acc``, ``continual/min_acc``...) to the
 metrics, hence to the trial's final metrics, where a benchmark target can read them:
 the default target is ``continual/acc`` (final average accuracy; for ``charlm-shift`` the
 negative mean validation loss of both domains), reported only at the end, so a trial
@@ -15,7 +15,7 @@ while later tasks train; lower-is-better metrics such as ``forgetting`` are reac
 below the value).
 
 The learning rate follows the algorithm's schedule over the whole stream: use a stage
-schedule (``--set schedule=stages_rewarm:stages=5``, :mod:`steplab.continual_schedules`) for
+schedule (``--set schedule=stages_rewarm:stages=5``, :mod:`steplab.schedules.stages`) for
 per-stage re-warming. Two differences from ``steplab continual`` (:func:`run_continual`),
 which records the same curves otherwise (``tests/test_continual.py`` checks it): the
 evaluation before training (``b_i``, for forward transfer) is made when the model is built
@@ -35,8 +35,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from steplab.continual import STREAMS, Stream, parse_stream
-from steplab.continual_metrics import History, summarize
+from steplab.studies.continual import STREAMS, Stream, parse_stream
+from steplab.analysis.continual_metrics import History, summarize
 from steplab.errors import SpecError, WorkloadError
 from steplab.workloads import register
 from steplab.workloads.base import Batch, Target, Workload

@@ -1,0 +1,265 @@
+"""``steplab continual``: train a stream of tasks as one recorded run, see forgetting and the
+stability gap (:mod:`steplab.studies.continual`); registered on the main app by the import at the
+bottom of :mod:`steplab.cli`.
+
+``steplab continual STREAM [options]`` runs; ``steplab continual list`` lists the streams;
+``steplab continual report ID [ID...]`` tabulates stored continual runs and plots their
+curves."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from steplab.cli import DB_HELP, _build_algorithm, _progress, app, console, friendly
+
+#: (final-metric key, name, format, meaning) of the continual metrics, in table order
+COLUMNS = [
+    ("continual/acc", "ACC", "{:.3f}", "mean over tasks of the final value (Lopez-Paz & Ranzato 2017)"),
+    ("continual/bwt", "BWT", "{:+.3f}", "final minus just-learned value, mean over earlier tasks"),
+    ("continual/fwt", "FWT", "{:+.3f}", "value just before training a task minus before any training"),
+    ("continual/forgetting", "forgetting", "{:.3f}", "best earlier value minus final (Chaudhry et al. 2018)"),
+    ("continual/forgetting_since_learned", "forgetting since learned", "{:.3f}",
+     "just-learned minus final (-BWT; Avalanche's StreamForgetting)"),
+    ("continual/min_acc", "min-ACC", "{:.3f}", "worst value of earlier tasks while later ones train (De Lange et al. 2023)"),
+    ("continual/wc_acc", "WC-ACC", "{:.3f}", "(1/T) final value of the last task + (1 - 1/T) min-ACC"),
+    ("continual/wf10", "WF10", "{:.3f}", "largest drop within 10 evaluations, mean over tasks"),
+    ("continual/wf100", "WF100", "{:.3f}", "largest drop within 100 evaluations"),
+    ("continual/wp10", "WP10", "{:.3f}", "largest rise within 10 evaluations"),
+    ("continual/wp100", "WP100", "{:.3f}", "largest rise within 100 evaluations"),
+    ("continual/gap_height", "gap height", "{:.3f}", "drop of an earlier task after a switch (LM: loss rise)"),
+    ("continual/gap_steps", "gap steps", "{:.0f}", "updates until it is back half-way (stage end if never)"),
+    ("continual/gap_recovered", "gap recovered", "{:.0%}", "share of the dips that came back half-way"),
+]
+_STREAM_OPTIONS = ("replay", "buffer", "eval_every", "eval_subset", "steps", "batch", "tasks", "angle", "scenario")
+
+
+def _f(fmt: str, v: float | None) -> str:
+    return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v)
+
+
+def _lm_note(kind: str) -> str:
+    return (" (an LM stream: a_i = -validation loss, so ACC is minus the mean loss and gap height is a loss rise"
+            " in nats/char)" if kind == "lm" else "")
+
+
+@app.command("continual")
+@friendly
+def continual_cmd(
+    args: list[str] = typer.Argument(..., metavar="STREAM | list | report TRIAL_ID...",
+                                     help="A stream (e.g. split-digits, rotated-digits+tasks=2+angle=90), "
+                                          "`list` for the streams, or `report` and stored trial ids."),
+    algorithm: str | None = typer.Option(None, "--algorithm", "-a",
+                                         help="Built-in algorithm or .toml (default: adamw at the stream's lr); "
+                                              "its schedule is replaced by the stage schedule."),
+    stage_schedule: str = typer.Option("rewarm", "--stage-schedule", "-s",
+                                       help="rewarm, constant, infinite or wsd [:key=value,...]; `none` keeps "
+                                            "the algorithm's own schedule over the whole stream."),
+    replay: float | None = typer.Option(None, "--replay", help="Fraction of each batch from earlier tasks (0 .. <1)."),
+    buffer: str | None = typer.Option(None, "--buffer", help="Replay buffer in examples (reservoir), or `all`."),
+    eval_every: int | None = typer.Option(None, "--eval-every", min=1,
+                                          help="Evaluate the seen tasks every N updates (default 1; 10 for charlm-shift)."),
+    eval_subset: int | None = typer.Option(None, "--eval-subset", min=1,
+                                           help="Evaluation examples per task (windows for charlm-shift)."),
+    steps: int | None = typer.Option(None, "--steps-per-task", min=1, help="Updates per task."),
+    batch: int | None = typer.Option(None, "--batch-size", min=1, help="Batch size (replay included)."),
+    tasks: int | None = typer.Option(None, "--tasks", min=2, help="Tasks of permuted-/rotated-digits."),
+    angle: float | None = typer.Option(None, "--angle", help="rotated-digits: degrees between tasks."),
+    scenario: str | None = typer.Option(None, "--scenario", help="split-digits: class or task (a head per task)."),
+    twin: bool = typer.Option(False, "--twin", help="The stream's tuning twin (same configuration, other data)."),
+    restore: bool = typer.Option(True, "--restore/--no-restore",
+                                 help="infinite: continue each stage from the non-annealed model (reference code)."),
+    lr: float | None = typer.Option(None, "--lr", help="Peak learning rate."),
+    weight_decay: float | None = typer.Option(None, "--weight-decay", "--wd", help="Weight decay."),
+    sets: list[str] = typer.Option([], "--set", help="Override an algorithm field: key=value (repeatable)."),
+    seed: int = typer.Option(0, "--seed", help="Training seed."),
+    device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: CUDA when available)."),
+    threads: int | None = typer.Option(None, "--threads", min=1,
+                                       help="torch threads (default 1 on CPU: the models are tiny)."),
+    name: str | None = typer.Option(None, "--name", help="A label for the stored run."),
+    plot: str | None = typer.Option(None, "--plot", help="Plot a_i(t) per task with the task boundaries to this PNG."),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+) -> None:
+    """Train a stream of tasks one after the other (one stored run); print the accuracy matrix,
+    forgetting, min-ACC / WC-ACC (the stability gap) and their cost."""
+    from steplab.errors import SpecError
+
+    head, rest = args[0], args[1:]
+    if head == "list":
+        if rest:
+            raise SpecError("`steplab continual list` takes no further arguments")
+        return _list()
+    if head == "report":
+        if not rest:
+            raise SpecError("`steplab continual report` needs trial ids, e.g. `steplab continual report 3 4`")
+        ids = []
+        for r in rest:
+            if not r.isdigit():
+                raise SpecError(f"trial ids are integers, got {r!r} (see `steplab runs list`)")
+            ids.append(int(r))
+        return _report(ids, db, plot)
+    if rest:
+        raise SpecError(f"one stream per run, got {' '.join(args)!r}; run them one after the other")
+    opts: dict[str, Any] = {"replay": replay, "eval_every": eval_every, "eval_subset": eval_subset, "steps": steps,
+                            "batch": batch, "tasks": tasks, "angle": angle, "scenario": scenario}
+    if buffer is not None:
+        opts["buffer"] = "all" if buffer.lower() == "all" else _int(buffer, "--buffer")
+    if twin:
+        opts["twin"] = True
+    _run(head, {k: v for k, v in opts.items() if v is not None}, algorithm, stage_schedule, restore, lr,
+         weight_decay, sets, seed, device, threads, name, plot, db)
+
+
+def _int(text: str, flag: str) -> int:
+    from steplab.errors import SpecError
+
+    try:
+        return int(text)
+    except ValueError:
+        raise SpecError(f"{flag} takes a number of examples or `all`, got {text!r}") from None
+
+
+def _list() -> None:
+    from steplab.studies.continual import STREAMS, StreamSpec
+
+    table = Table(title="continual streams: steplab continual STREAM[+key=value...] (or the flags)")
+    table.add_column("stream", style="bold cyan")
+    table.add_column("tasks x steps", justify="right")
+    table.add_column("what it is; options (defaults)")
+    for name, info in sorted(STREAMS.items()):
+        spec = StreamSpec(name)
+        shown = ", ".join(f"{k}={v}" for k, v in info.defaults.items() if k != "steps")
+        table.add_row(name, f"{spec.tasks} x {info.defaults['steps']}", f"{info.description}; {shown}")
+    console.print(table)
+
+
+def _run(stream_text: str, opts: dict[str, Any], algorithm: str | None, stage_schedule: str, restore: bool,
+         lr: float | None, weight_decay: float | None, sets: list[str], seed: int, device: str | None,
+         threads: int | None, name: str | None, plot: str | None, db: str | None) -> None:
+    from steplab.studies import continual
+    from steplab.store import open_store
+    from steplab.training.loop import TrainConfig, pick_device
+
+    spec = continual.parse_stream(stream_text)
+    if opts:
+        spec = continual.StreamSpec(spec.name, tuple({**dict(spec.options), **opts}.items()))
+    stream = continual.Stream(spec)
+    base = _build_algorithm(algorithm or "adamw-cosine", None, lr, weight_decay, None, sets)
+    hp: dict[str, Any] = {}
+    if algorithm is None:  # AdamW at the stream's default settings, unless given
+        given = {s.partition("=")[0].strip() for s in sets}
+        given |= {k for k, v in (("lr", lr), ("weight_decay", weight_decay)) if v is not None}
+        hp = {k: v for k, v in {"lr": 0.02 if stream.kind == "lm" else 3e-3, "weight_decay": 0.01}.items()
+              if k not in given}
+        base = dataclasses.replace(base, name="adamw")  # its cosine is replaced by the stage schedule
+    algo = base.with_hyperparameters(hp) if hp else base.resolved()
+    policy = None if stage_schedule.strip().lower() == "none" else stage_schedule
+    dev = pick_device(device)
+    cfg = TrainConfig(device=str(dev), stop_at_target=False,
+                      threads=threads if threads is not None else (1 if dev.type == "cpu" else None))
+    total = stream.total_steps
+    with open_store(db) as store, _progress("[bold]{task.description}") as bar:
+        task = bar.add_task(f"{stream.key} · {algo.name}+{policy or 'own schedule'}", total=total, info="")
+
+        def progress(step: int, total: int, metrics: dict[str, float], train_s: float) -> None:
+            k = min(stream.tasks, (step - 1) // stream.steps_per_task + 1)
+            vals = [metrics[f"task{i}/{stream.metric}"] for i in range(k) if f"task{i}/{stream.metric}" in metrics]
+            mean = sum(vals) / len(vals) if vals else math.nan
+            bar.update(task, completed=step, info=f"task {k}/{stream.tasks} · mean {stream.metric} of seen {mean:.3f}")
+
+        res = continual.run_continual(stream, algo, seed, stage_schedule=policy, restore=restore, store=store,
+                                      config=cfg, progress=progress, name=name)
+        bar.update(task, completed=res.trial.steps)
+    t = res.trial
+    head = {"budget": "[green]done[/]", "diverged": "[red]diverged[/]", "failed": "[red]failed[/]"}.get(t.status, t.status)
+    console.print(f"trial {t.id}: {head} · {stream.key} · {t.spec.algorithm} · seed {seed}"
+                  f"{_lm_note(stream.kind)}", highlight=False)
+    _matrix(res.matrix, stream)
+    table = Table(title="continual metrics")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("what it is")
+    for k, title, fmt, meaning in COLUMNS:
+        table.add_row(title, _f(fmt, t.final_metrics.get(k)), meaning)
+    console.print(table)
+    sizes = stream.eval_sizes()
+    fm = t.final_metrics
+    console.print(f"cost: {t.steps} updates, {t.train_time_s:.2f} s training + {t.eval_time_s:.2f} s evaluation "
+                  f"({fm['continual/evals']:.0f} evaluations, every {stream.eval_every} updates, on "
+                  f"{min(sizes)}-{max(sizes)} {'windows' if stream.kind == 'lm' else 'examples'} per task); "
+                  "min-ACC, WC-ACC, WF/WP and the gap compare only at the same eval every and subset size",
+                  highlight=False)
+    if res.restores:
+        console.print(f"infinite: continued from the non-annealed model at updates {res.restores} "
+                      f"({fm['continual/discarded_steps']:.0f} anneal updates not carried forward)", highlight=False)
+    if t.message:
+        console.print(f"  {t.message}", highlight=False, markup=False)
+    if plot:
+        from steplab.report.plots import plot_continual
+
+        with open_store(db) as store:
+            lr_trace = store.steps(t.id) if t.id is not None else None
+        console.print(f"wrote {plot_continual([_panel(res.history, stream, t, lr_trace)], plot)}")
+    if t.status in ("diverged", "failed"):
+        raise typer.Exit(1)
+
+
+def _matrix(r: Any, stream: Any) -> None:
+    sign = 1.0 if stream.metric == "accuracy" else -1.0
+    table = Table(title=f"{stream.metric} per task (R; row j = after task j, row 0 = before training)")
+    table.add_column("after")
+    for i in range(stream.tasks):
+        table.add_column(f"task {i + 1}", justify="right")
+    for j, row in enumerate(r):
+        table.add_row("before" if j == 0 else f"task {j}", *[_f("{:.3f}", sign * v) for v in row])
+    console.print(table)
+
+
+def _panel(history: Any, stream: Any, trial: Any, steps: Any) -> dict[str, Any]:
+    sign = 1.0 if stream.metric == "accuracy" else -1.0
+    fm = trial.final_metrics
+    note = (f"ACC {fm.get('continual/acc', math.nan):.3f}  min-ACC {fm.get('continual/min_acc', math.nan):.3f}  "
+            f"WC-ACC {fm.get('continual/wc_acc', math.nan):.3f}  (eval every {stream.eval_every})")
+    return {
+        "title": f"trial {trial.id}: {stream.key} · {trial.spec.algorithm} · seed {trial.spec.seed}",
+        "curves": {i: [(t, sign * v) for t, v in pts] for i, pts in history.curves.items()},
+        "stage_ends": stream.stage_ends(),
+        "ylabel": stream.metric,
+        "lr": (steps["step"], steps["lr"]) if steps is not None and len(steps["step"]) else None,
+        "note": note,
+    }
+
+
+def _report(ids: list[int], db: str | None, plot: str | None) -> None:
+    from steplab.studies.continual import history_of
+    from steplab.store import open_store
+
+    with open_store(db) as store:
+        loaded = [(store.get_trial(i), *history_of(store, i), store.steps(i)) for i in ids]
+    table = Table(title="continual runs (LM streams: a_i = -loss, so ACC is minus the mean loss)")
+    table.add_column("")
+    for t, _, _, _ in loaded:
+        table.add_column(f"trial {t.id}", justify="right")
+    rows: list[tuple[str, list[str]]] = [
+        ("stream", [t.spec.variant for t, _, _, _ in loaded]),
+        ("algorithm", [t.spec.algorithm for t, _, _, _ in loaded]),
+        ("seed", [str(t.spec.seed) for t, _, _, _ in loaded]),
+        ("status", [t.status for t, _, _, _ in loaded]),
+        ("eval every", [_f("{:.0f}", t.final_metrics.get("continual/eval_every")) for t, _, _, _ in loaded]),
+        ("eval subset", [_f("{:.0f}", t.final_metrics.get("continual/eval_subset")) for t, _, _, _ in loaded]),
+    ]
+    rows += [(title, [_f(fmt, t.final_metrics.get(k)) for t, _, _, _ in loaded]) for k, title, fmt, _ in COLUMNS]
+    rows += [("train s", [f"{t.train_time_s:.2f}" for t, _, _, _ in loaded]),
+             ("eval s", [f"{t.eval_time_s:.2f}" for t, _, _, _ in loaded])]
+    for label, cells in rows:
+        table.add_row(label, *cells)
+    console.print(table)
+    if plot:
+        from steplab.report.plots import plot_continual
+
+        panels = [_panel(h, s, t, st) for t, h, s, st in loaded]
+        console.print(f"wrote {plot_continual(panels, plot)}")

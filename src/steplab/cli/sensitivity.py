@@ -1,0 +1,77 @@
+"""``steplab sensitivity``: how much worse does an algorithm get away from its best peak LR?
+
+A thin command over :func:`steplab.analysis.sensitivity.sweep` (Wortsman et al. 2023's LR
+sensitivity); registered on the main app by the import at the bottom of :mod:`steplab.cli`."""
+
+from __future__ import annotations
+
+import math
+
+import typer
+from rich.table import Table
+
+from steplab.cli import DB_HELP, _build_algorithm, _progress, app, console, friendly
+
+
+def _fmt(mean: float, sd: float, digits: int = 4) -> str:
+    if not math.isfinite(mean):
+        return "—"
+    return f"{mean:.{digits}f} ± {sd:.{digits}f}" if math.isfinite(sd) else f"{mean:.{digits}f}"
+
+
+@app.command("sensitivity")
+@friendly
+def sensitivity_cmd(
+    workload: str = typer.Argument(..., help="Workload name (steplab workloads list), NAME:VARIANT allowed."),
+    algorithm: str = typer.Option("adamw-cosine", "--algorithm", "-a", help="Built-in algorithm or .toml file."),
+    grid: str | None = typer.Option(None, "--grid", help="LOW:HIGH:POINTS log grid of peak LRs (default: the "
+                                                         "optimizer family's range, 7 points; see steplab.analysis.sensitivity)."),
+    seeds: int = typer.Option(3, "--seeds", min=1, help="Seeds per grid point (0..N-1)."),
+    steps: int | None = typer.Option(None, "--steps", min=1, help="Budget in steps (default: the workload's)."),
+    metric: str = typer.Option("validation/loss", "--metric", help="The loss compared across the grid."),
+    sets: list[str] = typer.Option([], "--set", help="Override an algorithm field: key=value (repeatable)."),
+    device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: CUDA when available)."),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="torch threads per run."),
+    plot: str | None = typer.Option(None, "--plot", help="Write final loss vs LR (log x) to this PNG."),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+) -> None:
+    """Sweep the peak LR over a log grid and report the LR sensitivity (Wortsman et al. 2023):
+    the mean over the grid of min(L(lr), L_init) - min L, with the grid-best loss beside it."""
+    from steplab.analysis import sensitivity
+    from steplab import workloads
+    from steplab.store import open_store
+    from steplab.training.loop import TrainConfig, pick_device
+
+    wl = workloads.get(workload, budget_steps=steps)
+    algo = _build_algorithm(algorithm, None, None, None, None, sets)
+    low, high, points = (sensitivity.parse_grid(grid) if grid is not None
+                         else (*sensitivity.default_range(algo.optimizer), sensitivity.DEFAULT_POINTS))
+    lrs = sensitivity.lr_grid(low, high, points)
+    cfg = TrainConfig(device=str(pick_device(device)), threads=threads, record_norms=False)
+    with open_store(db) as store, _progress("[bold]{task.description}") as bar:
+        task = bar.add_task(f"{wl.key} · {algo.name}", total=points * seeds, info="")
+
+        def progress(done: int, total: int, label: str) -> None:
+            bar.update(task, total=total, completed=done, info=label)
+
+        result = sensitivity.sweep(wl, sensitivity.base_point(algo, wl), lrs, list(range(seeds)), store=store,
+                                   config=cfg, metric=metric, progress=progress)
+    mean, div = result.mean_curve()
+    n = len(result.complete_seeds())
+    table = Table(title=f"LR sensitivity of {algo.name} on {wl.key} ({wl.budget_steps} steps, {metric}, "
+                        f"{n} seed{'s' if n != 1 else ''}; L_init {result.mean_init_loss:.4f})")
+    table.add_column("peak lr", justify="right")
+    table.add_column("final loss (seed mean, min with L_init)", justify="right")
+    table.add_column("diverged", justify="right")
+    for lr, m, d in zip(result.grid, mean, div, strict=True):
+        table.add_row(f"{lr:.3g}", f"{m:.4f}" if math.isfinite(m) else "—", f"{int(d)}/{n}")
+    console.print(table)
+    console.print(f"LR sensitivity {_fmt(result.sensitivity, result.sensitivity_sd)} (mean ± sd over seeds); "
+                  f"grid-best loss {_fmt(result.best_loss, result.best_loss_sd)} at lr {result.best_lr():.3g}",
+                  highlight=False)
+    if plot:
+        from steplab.report.plots import plot_lr_sensitivity
+
+        path = plot_lr_sensitivity({f"{algo.name} on {wl.key}": result}, plot,
+                                   title=f"{algo.name} on {wl.key}: final {metric} vs peak lr ({wl.budget_steps} steps)")
+        console.print(f"wrote {path}")

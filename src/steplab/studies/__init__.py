@@ -1,0 +1,1 @@
+"""Many trials: benchmarks, tuning, AutoLRS, sensitivity sweeps, tradeoff curves, continual streams."""

@@ -1,0 +1,1 @@
+"""The one training loop, the recorder, jobs and executors."""

@@ -1,0 +1,488 @@
+"""A per-step trace of any PyTorch training loop, in three lines (DESIGN.md, "recorder.py").
+
+::
+
+    rec = steplab.training.recorder.Recorder(optimizer, db="steplab.db", name="my-run", config=cfg)
+    for batch in data:
+        loss = model(batch); loss.backward(); optimizer.step(); optimizer.zero_grad()
+        rec.log(loss)                      # after optimizer.step(); optional **evals
+    rec.close()                            # flushes; ``with Recorder(...) as rec:`` also works
+
+Each optimizer step records one :class:`~steplab.results.StepRow`: the step index (0-based),
+cumulative *training* time (time inside ``with rec.evaluating():`` is excluded, DESIGN.md
+"Conventions"), the learning rate of ``param_groups[0]`` used by the step, the loss passed
+to :meth:`Recorder.log`, and global norms of the gradient (l2 and l1) and of the update
+``theta_new - theta_old`` (l2). Norms come from optimizer step hooks
+(``Optimizer.register_step_pre_hook``/``register_step_post_hook``, torch >= 2.0) and
+``torch._foreach_norm`` over all parameters that have a gradient, as
+``torch.nn.utils.clip_grad_norm_`` computes them. They stay on the device as 0-d tensors and
+are copied to the host once every ``flush_every`` steps, so recording adds no per-step
+host-device synchronization.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import platform
+import socket
+import time
+import warnings
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from steplab.errors import SpecError, StoreError
+from steplab.results import STEP_COLUMNS, EvalRow, StepRow, TrialResult, TrialSpec
+from steplab.store import Store, new_worker_id, open_store
+
+__all__ = ["Recorder", "package_versions"]
+
+_Value = float | torch.Tensor | None
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` with everything JSON cannot hold turned into its ``str`` (configs are user
+    data: a ``Path`` or a dtype in a config should not stop the run)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return value.item()
+    return str(value)
+
+
+def package_versions() -> dict[str, str]:
+    from steplab import __version__
+
+    return {
+        "steplab": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _split_of(metric: str) -> tuple[str, str]:
+    """``("validation", "validation/loss")`` for ``"validation/loss"`` or ``"loss"``."""
+    if "/" in metric:
+        return metric.split("/", 1)[0], metric
+    return "validation", f"validation/{metric}"
+
+
+def _global_norm(tensors: list[torch.Tensor], ord: float) -> torch.Tensor:
+    """The ``ord``-norm of all ``tensors`` flattened together, as a float32 0-d tensor on the
+    first tensor's device (``torch.nn.utils.clip_grad_norm_``'s recipe)."""
+    device = tensors[0].device
+    dense = [t for t in tensors if not t.is_sparse]
+    norms: list[torch.Tensor] = []
+    if dense:
+        by_device: dict[torch.device, list[torch.Tensor]] = {}
+        for t in dense:
+            by_device.setdefault(t.device, []).append(t)
+        for group in by_device.values():
+            norms.extend(n.to(device) for n in torch._foreach_norm(group, ord, dtype=torch.float32))
+    for t in tensors:
+        if t.is_sparse:
+            values = t.coalesce().values().to(torch.float32)
+            norms.append(torch.linalg.vector_norm(values, ord).to(device))
+    return torch.linalg.vector_norm(torch.stack(norms), ord)
+
+
+class Recorder:
+    """Record one row per optimizer step of ``optimizer`` (see the module docstring).
+
+    Three ways to keep the rows:
+
+    - ``db="steplab.db"`` (a path or SQLAlchemy URL): the recorder opens the store and starts
+      a trial (workload ``"user"``, algorithm = the optimizer's class name, hyperparameters =
+      ``config``, ``name`` as its label). :meth:`close` finishes it: status ``"budget"``, or
+      ``"failed"`` with the exception when the ``with`` block raised.
+    - ``store=store, trial_id=tid``: rows go to an existing trial that the caller finishes
+      (the train loop does this).
+    - neither: rows stay in memory (:attr:`rows`, :attr:`eval_rows`, :meth:`trace`).
+
+    Args:
+        optimizer: any ``torch.optim.Optimizer``; hooks are attached now and removed by
+            :meth:`close`. Parameters whose ``grad`` is ``None`` are ignored.
+        db: where to store a new trial (path or URL); excludes ``store``.
+        store: an open :class:`~steplab.store.Store`; needs ``trial_id``.
+        trial_id: the trial in ``store`` that receives the rows.
+        name: a label for a trial created from ``db``.
+        config: the run's settings, stored as the trial's hyperparameters (values JSON cannot
+            hold are stored as strings); ``config["seed"]`` and ``config["budget_steps"]``
+            fill the trial spec when present.
+        flush_every: copy pending values to the host and write them every this many steps.
+        grad_norm: record the global l2 gradient norm.
+        l1: also record the global l1 gradient norm.
+        update_norm: record ``||theta_new - theta_old||_2``; costs one copy of the
+            parameters (preallocated) and two ``_foreach`` kernels per step.
+
+    The clock starts when the recorder is built; ``time_s`` is host wall time (no device
+    synchronization per step, so on an accelerator a step's time is exact only on average).
+    Closure-based optimizers (LBFGS) compute gradients inside ``step``: the pre-step hook
+    then sees the previous gradients.
+    """
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        *,
+        db: str | Path | None = None,
+        store: Store | None = None,
+        trial_id: int | None = None,
+        name: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        flush_every: int = 200,
+        grad_norm: bool = True,
+        l1: bool = True,
+        update_norm: bool = True,
+    ) -> None:
+        if flush_every < 1:
+            raise SpecError(f"flush_every must be >= 1, got {flush_every}")
+        if db is not None and store is not None:
+            raise SpecError("pass either db= (a path or URL) or store= with trial_id=, not both")
+        if (store is None) != (trial_id is None):
+            raise SpecError("store= and trial_id= go together: pass both, or db= instead")
+        self.optimizer = optimizer
+        self.flush_every = int(flush_every)
+        self.record_grad_norm = grad_norm
+        self.record_l1 = l1
+        self.record_update_norm = update_norm
+        #: number of optimizer steps taken so far; the next step row gets this index
+        self.step = 0
+        self.eval_time_s = 0.0
+        self._start = time.perf_counter()
+        self._eval_depth = 0
+        self._eval_start = 0.0
+        # pending rows: [step, time_s, lr, loss, grad_norm, grad_norm_l1, update_norm]
+        self._pending: list[list[Any]] = []
+        self._pending_evals: list[EvalRow] = []
+        self._rows: list[StepRow] = []
+        self._eval_rows: list[EvalRow] = []
+        self._last_metrics: dict[str, float] = {}
+        self._logged = True  # the latest step row already has its loss
+        self._warned_log = False
+        self._buffers: dict[int, torch.Tensor] = {}
+        self._step_params: list[torch.Tensor] = []
+        self._step_state: list[Any] = []
+        self._closed = False
+
+        self._owns_store = db is not None
+        self._owns_trial = db is not None
+        self.store: Store | None = store
+        self.trial_id: int | None = trial_id
+        if db is not None:
+            cfg = _jsonable(dict(config or {}))
+            spec = TrialSpec(
+                workload="user",
+                variant="base",
+                algorithm=type(optimizer).__name__,
+                algorithm_spec={
+                    "optimizer": f"{type(optimizer).__module__}.{type(optimizer).__qualname__}",
+                    "defaults": _jsonable(getattr(optimizer, "defaults", {})),
+                },
+                hyperparameters=cfg,
+                seed=int(cfg.get("seed", 0)) if isinstance(cfg.get("seed"), int) else 0,
+                budget_steps=(
+                    int(cfg["budget_steps"]) if isinstance(cfg.get("budget_steps"), int) else 0
+                ),
+                stop_at_target=False,
+            )
+            self.store = open_store(db)
+            try:
+                self.trial_id = self.store.start_trial(
+                    spec,
+                    name=name,
+                    host=socket.gethostname(),
+                    versions=package_versions(),
+                    device=self._device(),
+                    worker=new_worker_id(),
+                )
+            except BaseException:
+                self.store.close()
+                raise
+            self._spec = spec
+        elif store is not None:
+            store.get_trial(trial_id)  # type: ignore[arg-type]  # fail now on an unknown id
+
+        self._handles = [
+            optimizer.register_step_pre_hook(self._pre_step),
+            optimizer.register_step_post_hook(self._post_step),
+        ]
+
+    # -- hooks -------------------------------------------------------------------------
+    def _device(self) -> str:
+        for group in self.optimizer.param_groups:
+            for p in group["params"]:
+                return str(p.device)
+        return "cpu"
+
+    def _params_with_grad(self) -> list[torch.Tensor]:
+        return [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
+
+    @torch.no_grad()
+    def _pre_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        """Before ``optimizer.step()``: flush if due, read lr, gradient norms, snapshot
+        the parameters."""
+        if len(self._pending) >= self.flush_every:
+            self.flush()
+        lr = optimizer.param_groups[0].get("lr") if optimizer.param_groups else None
+        if isinstance(lr, torch.Tensor):
+            lr = lr.detach().clone()
+        params = self._params_with_grad()
+        gn = gn1 = None
+        if params and (self.record_grad_norm or self.record_l1):
+            grads = [p.grad for p in params]
+            if self.record_grad_norm:
+                gn = _global_norm(grads, 2.0)  # type: ignore[arg-type]
+            if self.record_l1:
+                gn1 = _global_norm(grads, 1.0)  # type: ignore[arg-type]
+        if self.record_update_norm and params:
+            buffers = [self._buffer(p) for p in params]
+            torch._foreach_copy_(buffers, params)
+            self._step_params = params
+        else:
+            self._step_params = []
+        self._step_state = [lr, gn, gn1]
+
+    def _buffer(self, p: torch.Tensor) -> torch.Tensor:
+        buf = self._buffers.get(id(p))
+        if buf is None or buf.shape != p.shape or buf.dtype != p.dtype or buf.device != p.device:
+            buf = torch.empty_like(p, memory_format=torch.preserve_format)
+            self._buffers[id(p)] = buf
+        return buf
+
+    @torch.no_grad()
+    def _post_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        """After ``optimizer.step()``: update norm, training time, a pending row."""
+        del optimizer, args, kwargs
+        lr, gn, gn1 = self._step_state or [None, None, None]
+        un = None
+        if self._step_params:
+            buffers = [self._buffers[id(p)] for p in self._step_params]
+            torch._foreach_sub_(buffers, self._step_params)  # old - new, in place
+            un = _global_norm(buffers, 2.0)
+            self._step_params = []
+        self._pending.append([self.step, self.train_time_s, lr, None, gn, gn1, un])
+        self.step += 1
+        self._logged = False
+
+    # -- user calls --------------------------------------------------------------------
+    @property
+    def train_time_s(self) -> float:
+        """Training time so far: wall time since the recorder was built minus time spent in
+        :meth:`evaluating` blocks (a block still open counts from its start)."""
+        now = self._eval_start if self._eval_depth else time.perf_counter()
+        return now - self._start - self.eval_time_s
+
+    def log(self, loss: float | torch.Tensor | None = None, **evals: float | torch.Tensor) -> None:
+        """Attach ``loss`` to the step just taken (call it after ``optimizer.step()``) and
+        record ``evals`` like :meth:`eval`. A tensor loss stays on its device until the next
+        flush. Logging twice without a step in between (e.g. a step skipped by
+        ``GradScaler``) drops the second loss with a warning."""
+        if loss is not None:
+            if self._logged or not self._pending:
+                if not self._warned_log:
+                    warnings.warn(
+                        f"Recorder.log() without a new optimizer step (step {self.step}): the "
+                        "loss is dropped; call log() once after each optimizer.step()",
+                        stacklevel=2,
+                    )
+                    self._warned_log = True
+            else:
+                if isinstance(loss, torch.Tensor):
+                    if loss.numel() != 1:
+                        raise SpecError(
+                            f"log() needs a scalar loss, got shape "
+                            f"{tuple(loss.shape)}: pass loss.mean() or loss.item()"
+                        )
+                    value: _Value = loss.detach().reshape(())
+                else:
+                    value = float(loss)
+                self._pending[-1][3] = value
+                self._logged = True
+        if evals:
+            self.eval(**evals)
+
+    def eval(self, step: int | None = None, **metrics: float | torch.Tensor) -> None:
+        """Record evaluation results, e.g. ``rec.eval(**{"validation/loss": 0.3})``.
+
+        ``step`` defaults to :attr:`step`, the number of optimizer steps taken so far (an
+        evaluation before training is step 0, nanoGPT's convention). A metric without a
+        ``split/`` prefix is put under ``validation/``. The time is the training time so far.
+        """
+        at = self.step if step is None else int(step)
+        now = self.train_time_s
+        for metric, raw in metrics.items():
+            value = (
+                float(raw.detach().float().item()) if isinstance(raw, torch.Tensor) else float(raw)
+            )
+            split, full = _split_of(metric)
+            row = EvalRow(step=at, time_s=now, split=split, metric=full, value=value)
+            self._pending_evals.append(row)
+            self._last_metrics[full] = value
+
+    def amend(self, **values: float | torch.Tensor | None) -> dict[str, Any]:
+        """Replace columns of the step just taken with values a training framework computed
+        itself, e.g. the Hugging Face Trainer's pre-clipping ``grad_norm`` or Lightning's
+        gradients seen in ``on_before_optimizer_step`` (:mod:`steplab.integrations`).
+
+        Columns: ``lr``, ``grad_norm``, ``grad_norm_l1``, ``update_norm`` (the loss goes
+        through :meth:`log`). A tensor stays on its device until the next flush. Returns the
+        values replaced (tensors, floats or ``None``). The row must not be flushed yet: call
+        it before the next ``optimizer.step()``.
+        """
+        if not self._pending or self._pending[-1][0] != self.step - 1:
+            raise SpecError(
+                f"amend() found no unflushed row for step {self.step - 1}: call it after "
+                "optimizer.step() and before the next step or flush()"
+            )
+        row = self._pending[-1]
+        old: dict[str, Any] = {}
+        for column, value in values.items():
+            if column not in ("lr", "grad_norm", "grad_norm_l1", "update_norm"):
+                raise SpecError(
+                    f"amend() cannot set {column!r}: use lr, grad_norm, grad_norm_l1 or "
+                    "update_norm (the loss goes through log())"
+                )
+            j = STEP_COLUMNS.index(column)
+            old[column] = row[j]
+            if isinstance(value, torch.Tensor):
+                row[j] = value.detach().reshape(())
+            else:
+                row[j] = None if value is None else float(value)
+        return old
+
+    @contextlib.contextmanager
+    def evaluating(self) -> Iterator[Recorder]:
+        """Time spent inside ``with rec.evaluating():`` is evaluation time: it is left out
+        of ``time_s`` and added to :attr:`eval_time_s`. Blocks may nest."""
+        if self._eval_depth == 0:
+            self._eval_start = time.perf_counter()
+        self._eval_depth += 1
+        try:
+            yield self
+        finally:
+            self._eval_depth -= 1
+            if self._eval_depth == 0:
+                self.eval_time_s += time.perf_counter() - self._eval_start
+
+    def flush(self) -> None:
+        """Copy pending values to the host (one transfer per device) and write the rows:
+        to the store in one transaction per table, or to memory."""
+        if self._pending:
+            rows = self._materialize(self._pending)
+            self._pending = []
+            if self.store is not None:
+                self.store.append_steps(self.trial_id, rows)  # type: ignore[arg-type]
+            else:
+                self._rows.extend(rows)
+        if self._pending_evals:
+            evals, self._pending_evals = self._pending_evals, []
+            if self.store is not None:
+                self.store.append_evals(self.trial_id, evals)  # type: ignore[arg-type]
+            else:
+                self._eval_rows.extend(evals)
+
+    @staticmethod
+    def _materialize(pending: list[list[Any]]) -> list[StepRow]:
+        by_device: dict[torch.device, list[tuple[int, int]]] = {}
+        tensors: dict[torch.device, list[torch.Tensor]] = {}
+        for i, row in enumerate(pending):
+            for j in range(2, len(row)):
+                value = row[j]
+                if isinstance(value, torch.Tensor):
+                    by_device.setdefault(value.device, []).append((i, j))
+                    tensors.setdefault(value.device, []).append(value.to(torch.float32))
+        for device, where in by_device.items():
+            values = torch.stack(tensors[device]).cpu().tolist()
+            for (i, j), v in zip(where, values, strict=True):
+                pending[i][j] = v
+        out = []
+        for row in pending:
+            clean = [None if v is None else float(v) for v in row[2:]]
+            clean = [None if v is not None and math.isnan(v) else v for v in clean]
+            out.append(StepRow(int(row[0]), float(row[1]), *clean))
+        return out
+
+    # -- reading back ------------------------------------------------------------------
+    @property
+    def rows(self) -> list[StepRow]:
+        """Every step row so far (flushes first); copies."""
+        self.flush()
+        if self.store is not None:
+            return self.store.step_rows(self.trial_id)  # type: ignore[arg-type]
+        return [StepRow(**vars(r)) for r in self._rows]
+
+    @property
+    def eval_rows(self) -> list[EvalRow]:
+        """Every evaluation row so far (flushes first); copies."""
+        self.flush()
+        if self.store is not None:
+            return self.store.evals(self.trial_id)  # type: ignore[arg-type]
+        return [EvalRow(**vars(r)) for r in self._eval_rows]
+
+    def trace(self) -> dict[str, np.ndarray]:
+        """The step trace as ``{column: array}`` over ``STEP_COLUMNS`` (``step`` int64, the
+        rest float64 with NaN for values not recorded), like ``Store.steps``."""
+        self.flush()
+        if self.store is not None:
+            return self.store.steps(self.trial_id)  # type: ignore[arg-type]
+        out: dict[str, np.ndarray] = {}
+        for column in STEP_COLUMNS:
+            values = [getattr(r, column) for r in self._rows]
+            dtype = np.int64 if column == "step" else np.float64
+            out[column] = np.array(values, dtype=dtype)
+        return out
+
+    # -- closing -----------------------------------------------------------------------
+    def close(self, status: str = "budget", message: str = "") -> None:
+        """Flush, remove the hooks and, for a trial created from ``db=``, finish it with
+        ``status`` (``"budget"`` for a user loop that ran to its end) and close the store.
+        Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        for handle in self._handles:
+            handle.remove()
+        self._buffers.clear()
+        try:
+            self.flush()
+            if self._owns_trial and self.store is not None:
+                result = TrialResult(
+                    spec=self._spec,
+                    status=status,  # type: ignore[arg-type]
+                    steps=self.step,
+                    train_time_s=self.train_time_s,
+                    eval_time_s=self.eval_time_s,
+                    final_metrics=dict(self._last_metrics),
+                    message=message,
+                    device=self._device(),
+                    host=socket.gethostname(),
+                    versions=package_versions(),
+                )
+                self.store.finish_trial(self.trial_id, result)  # type: ignore[arg-type]
+        finally:
+            if self._owns_store and self.store is not None:
+                self.store.close()
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is None:
+            self.close()
+            return
+        message = " ".join(f"{exc_type.__name__}: {exc}".split())
+        with contextlib.suppress(StoreError):  # never hide the user's exception
+            self.close(status="failed", message=message)
+
+    def __repr__(self) -> str:
+        where = f"trial {self.trial_id} in {self.store.url}" if self.store else "memory"
+        return f"Recorder({type(self.optimizer).__name__}, step={self.step}, {where})"
