@@ -54,9 +54,10 @@ from typing import Any
 import _sweep  # benchmarks/_sweep.py, beside this script
 
 from steplab import algorithms
-from steplab.studies import autolr
 from steplab.store import open_store
-from steplab.training.loop import TrainConfig, run_trial
+from steplab.studies import autolr
+from steplab.training.config import TrainConfig
+from steplab.training.loop import run_trial
 from steplab.workloads.base import Target
 
 # workload key -> (budget override, target override); charlm uses the quick suite's short

@@ -78,8 +78,8 @@ def run_one(key: str, lr: float, seed: int, budget: int | None = None) -> dict[s
     family = key.split(":")[0]
     model = wl.init_model(seed).to(device)
     kw = {"weight_decay": 0.01, **ADAMW.get(family, {})}
-    # weight decay on tensors with ndim >= 2 only (weights, embeddings), as steplab's
-    # optimizers.param_groups and nanoGPT's configure_optimizers do
+    # weight decay on tensors with ndim >= 2 only (weights, embeddings), as
+    # steplab.optim.groups.param_groups and nanoGPT's configure_optimizers do
     params = list(model.parameters())
     groups = [
         {"params": [p for p in params if p.ndim >= 2]},

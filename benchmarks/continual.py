@@ -52,10 +52,12 @@ from typing import Any
 import _sweep  # benchmarks/_sweep.py, beside this script
 
 from steplab import algorithms
-from steplab.studies import continual
-from steplab.analysis.continual_metrics import History, min_accuracy
 from steplab.store import open_store
-from steplab.training.loop import TrainConfig
+from steplab.studies import continual
+from steplab.training.config import TrainConfig
+from steplab.workloads.stream_metrics import History, min_accuracy
+from steplab.workloads.stream_spec import parse_stream
+from steplab.workloads.task_stream import Stream
 
 SCHEDULES = ("rewarm", "constant", "infinite", "wsd")
 REPLAYS = (0.0, 0.05, 0.25)
@@ -71,7 +73,7 @@ CFG = TrainConfig(stop_at_target=False, threads=1, record_norms=False)
 
 def _key(base: str, replay: float, twin: bool = False) -> str:
     opts = ([f"replay={replay:g}"] if replay else []) + (["twin"] if twin else [])
-    return continual.parse_stream("+".join([base, *opts])).key
+    return parse_stream("+".join([base, *opts])).key
 
 
 def _label(stream: str, schedule: str, lr: float, seed: int) -> str:
@@ -160,7 +162,7 @@ def report(db: str, name: str, lrs: dict[str, float], seeds: list[int], procs: i
     lm = name == "charlm-shift"
     with open_store(db) as store:
         cells = {(r, s): _load(store, _key(cfg["base"], r), s, lrs[s], seeds) for r in REPLAYS for s in SCHEDULES}
-    stream = continual.Stream(_key(cfg["base"], 0.0))
+    stream = Stream(_key(cfg["base"], 0.0))
     n = len(seeds)
     print()
     if lm:
@@ -233,7 +235,7 @@ def _plot(db: str, name: str, cells: dict, lrs: dict[str, float]) -> None:
     from steplab.report.plots import plot_continual
 
     replay = 0.25
-    stream = continual.Stream(_key(STREAMS[name]["base"], replay))
+    stream = Stream(_key(STREAMS[name]["base"], replay))
     sign = 1.0 if stream.metric == "accuracy" else -1.0
     panels = []
     with open_store(db) as store:
@@ -258,7 +260,7 @@ def _plot(db: str, name: str, cells: dict, lrs: dict[str, float]) -> None:
 
 
 def dial(db: str, lr: float, seeds: list[int], procs: int) -> None:
-    streams = {a: continual.parse_stream(f"{DIAL}+angle={a:g}").key for a in ANGLES}
+    streams = {a: parse_stream(f"{DIAL}+angle={a:g}").key for a in ANGLES}
     jobs = [(db, streams[a], "rewarm", lr, seed) for a in ANGLES for seed in seeds]
     print(f"rotated-digits dial: {len(jobs)} runs", flush=True)
     _sweep.execute(db, jobs, _label, _run, procs)

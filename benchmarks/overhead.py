@@ -19,7 +19,8 @@ import time
 import torch
 
 from steplab import algorithms, workloads
-from steplab.training.loop import TrainConfig, run_trial
+from steplab.training.config import TrainConfig
+from steplab.training.loop import run_trial
 
 STEPS = {"digits-mlp": 1000, "logreg": 2000, "teacher-student": 1000, "modarith": 300, "charlm": 400}
 

@@ -41,10 +41,12 @@ from typing import Any
 import _sweep  # benchmarks/_sweep.py, beside this script
 import numpy as np
 
-from steplab.analysis import bound, laws, predict
 from steplab import schedules, workloads
+from steplab.analysis import horizons, predict
+from steplab.analysis.law_fit import fit_power_baseline
 from steplab.store import open_store
-from steplab.training.loop import TrainConfig, run_trial
+from steplab.training.config import TrainConfig
+from steplab.training.loop import run_trial
 
 # workload -> (steps for part 1, steps T for part 2); charlm is shortened to fit a CPU laptop
 STEPS = {"charlm": (1000, 250), "digits-mlp": (800, 200), "logreg": (500, 125)}
@@ -131,7 +133,7 @@ def part1(db: str, key: str, seeds: list[int]) -> dict[str, Any]:
                     rows[law]["final"].append(f)
                     rows[law]["curve"].append(c)
                 head = int(0.2 * n)
-                base = laws.fit_power_baseline(curve.steps[curve.steps < head], curve.losses[curve.steps < head]).law
+                base = fit_power_baseline(curve.steps[curve.steps < head], curve.losses[curve.steps < head]).law
                 f, c = _errors(base.predict(np.arange(1, n + 1)), at, observed)
                 rows["baseline"]["final"].append(f)
                 rows["baseline"]["curve"].append(c)
@@ -158,9 +160,9 @@ def part2(db: str, key: str, seeds: list[int]) -> dict[str, Any]:
     grid = [_lr(key) * f for f in LR_FACTORS]
     best = {n: min(grid, key=lambda lr: statistics.fmean(_final_val(db, key, spec, n, lr, seeds)))
             for n in (t // 2, t, 4 * t)}
-    a, b = bound.fit_horizon_power_law([t // 2, t], [best[t // 2], best[t]])
-    rules = {"keep T's lr": best[t], "bound (Schaipp)": bound.transfer_lr(spec, t, best[t], 4 * t),
-             "power law (Bjorck)": bound.power_law_lr(a, b, 4 * t)}
+    a, b = horizons.fit_horizon_power_law([t // 2, t], [best[t // 2], best[t]])
+    rules = {"keep T's lr": best[t], "bound (Schaipp)": horizons.transfer_lr(spec, t, best[t], 4 * t),
+             "power law (Bjorck)": horizons.power_law_lr(a, b, 4 * t)}
     return {"best": best, "rules": rules, "exponent": b, "spec": spec, "t": t}
 
 

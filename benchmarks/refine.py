@@ -49,7 +49,8 @@ import _sweep  # benchmarks/_sweep.py, beside this script
 
 from steplab.analysis import refine
 from steplab.store import open_store
-from steplab.training.loop import TrainConfig, run_trial
+from steplab.training.config import TrainConfig
+from steplab.training.loop import run_trial
 from steplab.workloads.base import Target
 
 # workload key -> (budget override, target override); charlm uses the quick suite's short
@@ -96,7 +97,7 @@ def _run(args: tuple) -> tuple[str, float]:
                 return _label(key, method, lr, seed), time.perf_counter() - t0
             opts = dict(REFINED[method])
             warmup = opts.pop("warmup", 0.0)
-            r = refine.refine_trial(store, first.id, steps=wl.budget_steps,
+            r = refine.refine_trial(store, first.id, budget_steps=wl.budget_steps,
                                     warmup_steps=round(warmup * wl.budget_steps), **opts)
             algo = dataclasses.replace(algo, name="adamw-refined", schedule=r.spec.to_dict())
             extra = {"first_pass/steps": float(first.steps)}

@@ -40,7 +40,8 @@ from steplab import algorithms, workloads
 from steplab.analysis import sensitivity
 from steplab.report.plots import plot_lr_sensitivity
 from steplab.store import open_store
-from steplab.training.loop import TrainConfig
+from steplab.studies.sensitivity import base_point, sweep
+from steplab.training.config import TrainConfig
 
 CHARLM_VARIANTS = ("base", "qk-ln", "zloss", "qk-ln+zloss")
 DIGITS_ALGORITHMS = ("adamw-cosine", "sgd-nesterov-cosine", "schedulefree-adamw")
@@ -98,16 +99,16 @@ def main() -> None:
             wl.evals_per_budget = EVALS
             algo = algorithms.get_algorithm(name)
             grid = sensitivity.lr_grid(*sensitivity.default_range(algo.optimizer), POINTS)
-            digits[name] = sensitivity.sweep(wl, sensitivity.base_point(algo, wl), grid, seeds, store=store,
-                                             config=cfg, progress=progress)
+            digits[name] = sweep(wl, base_point(algo, wl), grid, seeds, store=store,
+                                 config=cfg, progress=progress)
         if not args.skip_charlm:
             algo = algorithms.get_algorithm("adamw-cosine")
             grid = sensitivity.lr_grid(*sensitivity.default_range(algo.optimizer), POINTS)
             for variant in CHARLM_VARIANTS:
                 wl = workloads.get("charlm", variant, budget_steps=args.charlm_steps)
                 wl.evals_per_budget = EVALS
-                charlm[variant] = sensitivity.sweep(wl, sensitivity.base_point(algo, wl), grid, seeds, store=store,
-                                                    config=cfg, progress=progress)
+                charlm[variant] = sweep(wl, base_point(algo, wl), grid, seeds, store=store,
+                                        config=cfg, progress=progress)
     print(f"\nLR sensitivity = mean over the grid of min(L(lr), L_init) - min_lr L(lr), final validation/loss; "
           f"mean ± sd over {args.seeds} seeds (sd = noise floor); {POINTS}-point log grids")
     _table("digits-mlp (400 steps; Adam family lr 3e-4..0.3, SGD 1e-3..1)", digits)

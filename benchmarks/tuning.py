@@ -36,15 +36,16 @@ import statistics
 import time
 from pathlib import Path
 
-from steplab.studies import tuning
 from steplab import workloads
+from steplab.analysis.sensitivity import lr_grid
 from steplab.results import FINISHED
 from steplab.store import open_store
+from steplab.studies import tuning
 from steplab.training.loop import run_trial
 
 WORKLOADS = {"logreg": None, "digits-mlp": None, "charlm": 300}
 ALGORITHM = "adamw-cosine"
-LRS = tuning.log_grid(1e-3, 0.3, 12)
+LRS = lr_grid(1e-3, 0.3, 12)
 WDS = (0.01, 0.1)
 STRATEGIES = ("qmc", "tpe", "median", "hyperband", "predict", "predict-dense")
 #: the natural improvement of the predict pruner where it prunes too little: a decision at

@@ -19,9 +19,9 @@ import signal
 import sys
 import time
 
+from steplab.store import open_store
 from steplab.studies import bench
 from steplab.training.executors import make_executor
-from steplab.store import open_store
 
 SPEC = bench.BenchSpec(
     algorithms=("adamw-cosine", "sgd-nesterov-cosine"),

@@ -11,10 +11,11 @@ import torch
 from torch import nn
 
 from steplab import algorithms as A
-from steplab.optim import optimizers as O
-from steplab.errors import SpecError
-from steplab.schedules import spec_from
 from steplab.algorithms.space import LogUniform, Uniform, sample
+from steplab.errors import SpecError
+from steplab.optim import optimizers as O
+from steplab.optim.modes import eval_mode
+from steplab.schedules import spec_from
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "algorithms"
 
@@ -53,11 +54,11 @@ def test_builtin_builds_and_trains(name: str) -> None:
     algo = A.get_algorithm(name)
     model = tiny()
     before = flat(model).clone()
-    opt, sched = algo.resolved().build(model, total_steps=20)
+    opt, sched = algo.resolved().build(model, budget_steps=20)
     lr0 = opt.param_groups[0]["lr"]
     assert 0 <= lr0 <= algo.lr * (1 + 1e-9)
     train(model, opt, sched, 8)
-    with O.eval_mode(opt):
+    with eval_mode(opt):
         assert torch.isfinite(flat(model)).all() and not torch.equal(flat(model), before)
     # defaults, search space and the algorithm's own settings agree
     assert set(algo.defaults()) >= {"lr", "weight_decay", "warmup", "label_smoothing"}
@@ -84,7 +85,7 @@ def test_search_space_points_build(name: str) -> None:
     for hp in sample(algo.search_space, 3, seed=0):
         r = algo.with_hyperparameters(hp)
         assert r.hyperparameters == hp and r.lr == pytest.approx(hp.get("lr", algo.lr))
-        r.build(tiny(), total_steps=10)
+        r.build(tiny(), budget_steps=10)
 
 
 def test_hyperparameters_map_onto_settings() -> None:
@@ -172,7 +173,7 @@ def test_toml_invalid_specs(body: str, match: str, tmp_path: Path) -> None:
 
 
 def test_missing_file_and_unknown_name() -> None:
-    with pytest.raises(SpecError, match="cannot read"):
+    with pytest.raises(SpecError, match="cannot be read"):
         A.get_algorithm("no/such/file.toml")
     with pytest.raises(SpecError, match="unknown algorithm 'adamw-cosin'"):
         A.get_algorithm("adamw-cosin")
@@ -248,6 +249,44 @@ def test_schedulefree_schedule_warmup_equals_optimizer_warmup_steps() -> None:
     train(ref_model, ref, _NoSched(), total)
     torch.testing.assert_close(flat(ours_model), flat(ref_model), rtol=1e-6, atol=1e-7)
     assert math.isclose(opt.param_groups[0]["lr_max"], ref.param_groups[0]["lr_max"], rel_tol=1e-12)
-    with O.eval_mode(opt):
+    with eval_mode(opt):
         ref.eval()
         torch.testing.assert_close(flat(ours_model), flat(ref_model), rtol=1e-6, atol=1e-7)
+
+
+def test_one_key_parser_reads_every_form() -> None:
+    from steplab.algorithms.keys import Key, parse_key
+
+    assert parse_key("learning_rate") == Key("field", "lr")
+    assert parse_key("warmup_factor") == Key("warmup", "warmup")
+    assert parse_key("one_minus_beta2").one_minus and parse_key("one_minus_beta2").beta == "beta2"
+    assert not parse_key("beta1").one_minus and parse_key("beta1").beta == "beta1"
+    assert parse_key("schedule.decay") == Key("table", "decay", "schedule")
+    assert parse_key("optimizer.a.b") == Key("table", "a.b", "optimizer")
+    assert parse_key("search_space.lr") == Key("table", "lr", "search_space")
+    assert parse_key("schedule.").kind == parse_key("bogus").kind == "unknown"
+
+
+def test_a_non_string_hyperparameter_key_is_a_spec_error() -> None:
+    # it raised AttributeError ('int' object has no attribute 'startswith') before one parser read the keys
+    with pytest.raises(SpecError, match="unknown hyperparameter 5"):
+        A.get_algorithm("adamw-cosine").with_hyperparameters({5: 0.1})
+
+
+def test_defaults_name_a_builtin_and_import_without_torch() -> None:
+    import subprocess
+    import sys
+
+    assert A.DEFAULT_ALGORITHM in A.algorithm_names()
+    A.Algorithm("x", A.DEFAULT_OPTIMIZER, lr=A.DEFAULT_LR, schedule=A.DEFAULT_SCHEDULE)
+    assert A.stream_hyperparameters("lm")["lr"] > A.stream_hyperparameters("digits")["lr"]
+    code = "import sys, steplab.algorithms; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_docstring_examples() -> None:
+    import doctest
+
+    from steplab.algorithms import keys
+
+    assert doctest.testmod(keys).failed == 0

@@ -14,7 +14,7 @@ SRC = pathlib.Path(__file__).resolve().parents[1] / "src" / "steplab"
 
 #: the layers from the ground up; a module may import only its own layer or lower ones
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "results"),
+    ("errors", "results", "version"),
     ("schedules",),
     ("optim",),
     ("algorithms",),

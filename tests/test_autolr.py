@@ -14,10 +14,11 @@ import torch
 from torch import nn
 
 from steplab import algorithms, schedules, workloads
-from steplab.studies import autolr
 from steplab.errors import SpecError
 from steplab.store import open_store
-from steplab.training.loop import TrainConfig, run_trial
+from steplab.studies import autolr
+from steplab.training.config import TrainConfig
+from steplab.training.loop import run_trial
 from steplab.workloads.base import Target, Workload
 
 CFG = TrainConfig(threads=1, stop_at_target=False)
@@ -234,6 +235,36 @@ def test_diverging_lrs_are_recorded_not_raised() -> None:
     assert res.stages[0].candidates[0].status == "diverged"
     assert all(math.isfinite(c.objective) for c in res.stages[0].candidates)
     assert res.status == "diverged" and math.isinf(res.steps_to_target)
+
+
+class _TaskSwitch:
+    """logreg whose training loss is 100 times larger from update 30 on, a task switch the
+    workload declares in ``divergence_resets`` (as a class-incremental stream does)."""
+
+    divergence_resets = (30,)
+
+    def __init__(self) -> None:
+        self._inner = workloads.get("logreg", budget_steps=60)
+
+    def __getattr__(self, name: str):
+        return getattr(self._inner, name)
+
+    def batches(self, seed: int, device: torch.device):
+        return enumerate(self._inner.batches(seed, device))
+
+    def loss(self, model: nn.Module, batch) -> torch.Tensor:
+        i, b = batch
+        return self._inner.loss(model, b) * (100.0 if i >= 30 else 1.0)
+
+
+def test_the_kept_run_resets_its_divergence_reference_at_the_workload_resets() -> None:
+    """One divergence rule: AutoLRS used to take its reference only at step 0, so a task
+    switch read as a divergence; ``run_trial`` always reset it there (issue 19)."""
+    algo = algorithms.get_algorithm("adamw-cosine").with_hyperparameters({"lr": 0.03, "weight_decay": 0.0})
+    cfg = autolr.AutoLRSConfig(tau=20, candidates=2, startup_candidates=2, lr_min=1e-3, lr_max=1e-1)
+    res = autolr.run_autolrs(_TaskSwitch(), algo, 0, config=cfg, train=CFG)
+    assert res.status == "budget" and res.steps == 60, res.message
+    assert run_trial(_TaskSwitch(), algo, 0, config=CFG).status == "budget"
 
 
 def test_bad_settings_are_one_line_spec_errors() -> None:

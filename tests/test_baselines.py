@@ -6,7 +6,8 @@ import pytest
 
 from steplab import algorithms
 from steplab.studies.bench import get_suite
-from steplab.training.loop import TrainConfig, run_trial
+from steplab.training.config import TrainConfig
+from steplab.training.loop import run_trial
 
 #: settings that differ from a baseline's defaults, from a seed-0 sweep on digits-mlp
 #: (benchmarks/calibrate_targets.py style); every other baseline runs at its defaults

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from steplab import algorithms
-from steplab.studies import bench
 from steplab.algorithms import space
 from steplab.errors import SpecError, WorkloadError
-from steplab.training.jobs import execute
 from steplab.store import open_store
+from steplab.studies import bench
+from steplab.training.jobs import execute
 
 TINY = (bench.SuiteEntry("logreg", budget_steps=60), bench.SuiteEntry("digits-mlp", budget_steps=40))
 
@@ -91,7 +91,7 @@ def test_resume_skips_finished_and_reruns_interrupted(tmp_path):
 KILL_SCRIPT = textwrap.dedent(
     """
     import sys
-    from steplab import bench
+    from steplab.studies import bench
     from steplab.training.executors import SerialExecutor
     from steplab.store import open_store, resolve_url
     url = resolve_url(sys.argv[1])

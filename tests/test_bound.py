@@ -1,5 +1,6 @@
-"""The convex last-iterate bound: closed forms, exactness of the fast paths, the reference
-sheet's numbers (shared/references/schedules-and-prediction.md §13), and bad input."""
+"""The convex last-iterate bound and what it says about horizons and cooldowns: closed forms,
+exactness of the fast paths, the reference sheet's numbers
+(shared/references/schedules-and-prediction.md §13), and bad input."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from scipy.optimize import check_grad, minimize_scalar
 
 from steplab.analysis import bound as B
+from steplab.analysis import horizons as H
 from steplab.errors import SpecError
 
 WSD20 = {"name": "wsd", "decay": 0.2, "shape": "linear"}
@@ -191,37 +193,37 @@ def test_minimize_bound_gradient_and_constant_norms():
 
 # ------------------------------------------------------------------ horizon transfer
 def test_transfer_lr_shrinks_for_longer_linear_runs():
-    lr = B.transfer_lr({"name": "linear"}, 400, 3e-3, 1600)
+    lr = H.transfer_lr({"name": "linear"}, 400, 3e-3, 1600)
     assert lr < 3e-3
     ratio = (
         B.optimal_base_lr(B.schedule_multipliers("linear", 1600))[0]
         / B.optimal_base_lr(B.schedule_multipliers("linear", 400))[0]
     )
     assert lr == pytest.approx(3e-3 * ratio, rel=1e-12)
-    assert B.transfer_lr("cosine", 300, 1e-3, 300) == pytest.approx(1e-3, rel=1e-12)
+    assert H.transfer_lr("cosine", 300, 1e-3, 300) == pytest.approx(1e-3, rel=1e-12)
     # A measured norm curve (normalized time) is resampled per horizon; its scale cancels.
     curve = 1.0 + 5.0 * np.exp(-np.linspace(0, 1, 57) * 8)
-    assert B.transfer_lr("linear", 400, 1.0, 1600, curve) == pytest.approx(
-        B.transfer_lr("linear", 400, 1.0, 1600, 10 * curve), rel=1e-12
+    assert H.transfer_lr("linear", 400, 1.0, 1600, curve) == pytest.approx(
+        H.transfer_lr("linear", 400, 1.0, 1600, 10 * curve), rel=1e-12
     )
 
 
 def test_power_law_fit():
     horizons = np.array([100.0, 1000.0, 5000.0, 20000.0])
-    A, Bexp = B.fit_horizon_power_law(horizons, 0.3 * horizons**-0.4)
+    A, Bexp = H.fit_horizon_power_law(horizons, 0.3 * horizons**-0.4)
     assert (A, Bexp) == pytest.approx((0.3, -0.4), rel=1e-10)
-    assert B.power_law_lr(A, Bexp, 8000) == pytest.approx(0.3 * 8000**-0.4, rel=1e-10)
+    assert H.power_law_lr(A, Bexp, 8000) == pytest.approx(0.3 * 8000**-0.4, rel=1e-10)
     # The bound's optimal LR for linear decay, constant G: B is close to -1/2 (sheet §7.4).
     Ts = [400, 1600, 6400]
     gammas = [B.optimal_base_lr(B.schedule_multipliers({"name": "linear"}, T))[0] for T in Ts]
-    _, b_linear = B.fit_horizon_power_law(Ts, gammas)
+    _, b_linear = H.fit_horizon_power_law(Ts, gammas)
     assert -0.6 < b_linear < -0.45
 
 
 # ------------------------------------------------------------------ cooldown planning
 def test_optimal_cooldown_picks_the_minimum():
     grid = [0.0, 0.1, 0.2, 0.4, 0.7, 1.0]
-    plan = B.optimal_cooldown(400, shape="linear", grid=grid)
+    plan = H.optimal_cooldown(400, shape="linear", grid=grid)
     assert plan.best_fraction in grid
     assert plan.omegas[grid.index(plan.best_fraction)] == plan.omegas.min()
     # Fraction 0 is a constant LR, fraction 1 a full linear decay.
@@ -235,13 +237,13 @@ def test_optimal_cooldown_picks_the_minimum():
     # large early norms a short cooldown wins, strictly inside the grid.
     assert plan.best_fraction == 1.0
     g = 1.0 + 9.0 * np.exp(-np.arange(400) / 20.0)
-    assert B.optimal_cooldown(400, grid=grid, grad_norms=g).best_fraction == 0.2
-    default = B.optimal_cooldown(200, shape="1-sqrt")
+    assert H.optimal_cooldown(400, grid=grid, grad_norms=g).best_fraction == 0.2
+    default = H.optimal_cooldown(200, shape="1-sqrt")
     assert default.fractions.size == 21 and default.best_fraction in default.fractions
 
 
 def test_continue_vs_restart():
-    out = B.continue_vs_restart(1000, 2000, decay=0.2, shape="linear")
+    out = H.continue_vs_restart(1000, 2000, decay=0.2, shape="linear")
     assert out["ratio"] >= 1.0
     assert out["omega_continue"] >= out["omega_restart"]
     # Same multipliers, other scale: Omega(c gamma*) = Omega* (c + 1/c) / 2.
@@ -252,7 +254,7 @@ def test_continue_vs_restart():
     assert out["steps_continue"] == 1200 and out["steps_restart"] == 2000
     assert out["steps_continue"] + out["stable_steps"] == out["steps_restart"]
     with pytest.raises(SpecError, match="must exceed"):
-        B.continue_vs_restart(1000, 1000)
+        H.continue_vs_restart(1000, 1000)
 
 
 # ------------------------------------------------------------------ bad input
@@ -275,7 +277,7 @@ def test_more_bad_input():
     with pytest.raises(SpecError, match="D"):
         B.bound_terms([1.0], D=0.0)
     with pytest.raises(SpecError, match="distinct horizons"):
-        B.fit_horizon_power_law([100, 100], [0.1, 0.2])
+        H.fit_horizon_power_law([100, 100], [0.1, 0.2])
     with pytest.raises(SpecError, match="> 0"):
         B.minimize_bound([1.0, 0.0, 1.0])
     # A schedule whose *used* values reach exactly 0 gets the trailing-zero message.
@@ -283,4 +285,4 @@ def test_more_bad_input():
     with pytest.raises(SpecError, match="trailing zeros"):
         B.optimal_base_lr(zeroed)
     with pytest.raises(SpecError, match="lr"):
-        B.transfer_lr("linear", 100, float("nan"), 200)
+        H.transfer_lr("linear", 100, float("nan"), 200)

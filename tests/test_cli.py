@@ -93,3 +93,48 @@ def test_bench_and_report(tmp_path):
     assert "2 already done, 0 to run" in r.output
     r = runner.invoke(app, ["report", "--db", db, "--html", str(tmp_path / "r2.html")], env={"COLUMNS": "200"})
     assert r.exit_code == 0 and (tmp_path / "r2.html").exists()
+
+
+def test_runs_show_prints_the_whole_stored_config(tmp_path):
+    import dataclasses
+
+    from steplab.results import TrialSpec
+
+    db = str(tmp_path / "c.db")
+    r = runner.invoke(app, ["run", "logreg", "--lr", "0.03", "--steps", "20", "--seed", "3", "--no-stop-at-target",
+                            "--db", db])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["runs", "show", "1", "--db", db], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    config = r.output.split("\nconfig\n", 1)[1].splitlines()
+    assert config == sorted(config)
+    for line in ("seed = 3", "budget_steps = 20", "stop_at_target = false", "workload = logreg",
+                 "algorithm_spec.lr = 0.03", "algorithm_spec.schedule.name = cosine", "hyperparameters = {}"):
+        assert f"  {line}" in config, line
+    for field in dataclasses.fields(TrialSpec):  # a field added to the record shows without CLI changes
+        assert any(ln.startswith((f"  {field.name} = ", f"  {field.name}.")) for ln in config), field.name
+
+
+def test_config_lines_flatten_nested_settings():
+    from steplab.cli.runs import config_lines
+
+    config = {"seed": 0, "name": "a b", "spec": {"lr": 0.5, "schedule": {"name": "wsd"}, "kw": {}}, "steps": [1, 2]}
+    assert config_lines(config) == ["name = a b", "seed = 0", "spec.kw = {}", "spec.lr = 0.5",
+                                    "spec.schedule.name = wsd", "steps = [1, 2]"]
+
+
+def test_help_starts_without_the_heavy_stacks():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom steplab.cli import app\ntry:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+            "heavy = {'torch', 'numpy', 'optuna', 'ray', 'matplotlib', 'sqlalchemy'}\n"
+            "print('HEAVY', sorted(heavy & {m.split('.')[0] for m in sys.modules}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "HEAVY []" in out and "continual" in out
+
+
+def test_continual_buffer_flag_is_checked_before_training(tmp_path):
+    r = runner.invoke(app, ["continual", "split-digits", "--buffer", "lots", "--db", str(tmp_path / "c.db")])
+    assert r.exit_code == 2 and "--buffer takes a number of examples or `all`" in r.output
+    assert "Traceback" not in r.output and not (tmp_path / "c.db").exists()

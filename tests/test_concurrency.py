@@ -17,11 +17,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from steplab.studies import bench
-from steplab.store import migrations
 from steplab.errors import StoreError
 from steplab.results import EvalRow, StepRow, TrialResult, TrialSpec
-from steplab.store import SCHEMA_VERSION, claim_is_dead, new_worker_id, open_store
+from steplab.store import SCHEMA_VERSION, admin, claim_is_dead, new_worker_id, open_store
+from steplab.studies import bench
 
 HERE = Path(__file__).parent
 DRIVER = HERE / "_bench_driver.py"
@@ -141,6 +140,7 @@ def _make_v1(url: str) -> None:
         with store._engine.begin() as conn:  # (SQLite >= 3.35 drops columns in place)
             conn.execute(text("ALTER TABLE trials DROP COLUMN heartbeat_at"))
             conn.execute(text("ALTER TABLE trials DROP COLUMN worker"))
+            conn.execute(text("ALTER TABLE trials DROP COLUMN settings"))
             conn.execute(text("DELETE FROM meta WHERE key = 'trial_id_high'"))
             conn.execute(text("UPDATE meta SET value = '1' WHERE key = 'schema_version'"))
 
@@ -150,15 +150,15 @@ def test_an_older_database_is_refused_until_upgraded(db_url: str) -> None:
     with pytest.raises(StoreError, match=r"schema version 1.*steplab db upgrade") as info:
         open_store(db_url)
     assert "\n" not in str(info.value)
-    assert migrations.info(db_url)["schema_version"] == 1
-    before, applied = migrations.upgrade(db_url)
+    assert admin.info(db_url)["schema_version"] == 1
+    before, applied = admin.upgrade(db_url)
     assert (before, applied) == (1, list(range(2, SCHEMA_VERSION + 1)))
     with open_store(db_url) as store:
         (t,) = store.list_trials()
         assert t.status == "budget" and store.steps(t.id)["loss"].tolist() == [1.0, 0.5, 1.0 / 3]
         assert store.claim_trial(spec(t.spec.study_id, seed=5), worker=new_worker_id()) is not None
-    assert migrations.upgrade(db_url) == (SCHEMA_VERSION, [])  # idempotent
-    info = migrations.info(db_url)
+    assert admin.upgrade(db_url) == (SCHEMA_VERSION, [])  # idempotent
+    info = admin.info(db_url)
     assert info["schema_version"] == SCHEMA_VERSION and info["trials"] == {"budget": 1, "running": 1}
 
 

@@ -13,11 +13,14 @@ import torch
 from typer.testing import CliRunner
 
 from steplab import algorithms, schedules, workloads
-from steplab.studies import continual
-from steplab.schedules import stages as continual_schedules
 from steplab.errors import SpecError, WorkloadError
 from steplab.store import open_store
-from steplab.training.loop import TrainConfig, run_trial
+from steplab.studies import continual
+from steplab.training.config import TrainConfig
+from steplab.training.loop import run_trial
+from steplab.workloads.stream_data import CONTEXT, VOCAB
+from steplab.workloads.stream_spec import parse_stream
+from steplab.workloads.task_stream import Stream
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -58,8 +61,8 @@ def test_infinite_cools_down_once_and_anneals_every_stage_from_the_constant():
     cos = _values({**spec, "cooldown_shape": "cosine"}, 20, [3])
     assert cos == [round(0.25 + 0.75 * 0.5 * (1 + math.cos(math.pi / 3)), 6)]
     # the non-annealed state of stage 1 is taken after 9 updates and carried into stage 2 at 10
-    assert continual_schedules.anneal_starts(spec, 20) == {9: 10}
-    assert continual_schedules.anneal_starts({"name": "stages_rewarm", "stages": 2}, 20) == {}
+    assert schedules.anneal_starts(spec, 20) == {9: 10}
+    assert schedules.anneal_starts({"name": "stages_rewarm", "stages": 2}, 20) == {}
 
 
 def test_wsd_per_stage():
@@ -70,12 +73,12 @@ def test_wsd_per_stage():
 
 
 def test_stage_structure_and_errors():
-    assert continual_schedules.stage_boundaries(10, ends=[0.3, 1]) == [3, 10]
-    assert continual_schedules.stage_boundaries(10, stages=3) == [3, 7, 10]
+    assert schedules.stage_boundaries(10, ends=[0.3, 1]) == [3, 10]
+    assert schedules.stage_boundaries(10, stages=3) == [3, 7, 10]
     assert _values({"name": "stages_constant", "ends": [0.3, 1.0], "stage_warmup": 0.0, "shape": "linear",
                     "end": 0.1}, 10, [0, 2, 3, 9]) == [1.0, 0.4, 0.1, 0.1]
-    assert continual_schedules.policy_spec("rewarm", stages=5) == {"name": "stages_rewarm", "stages": 5}
-    assert continual_schedules.policy_spec("infinite:const=0.3", stages=2) == {
+    assert schedules.policy_spec("rewarm", stages=5) == {"name": "stages_rewarm", "stages": 5}
+    assert schedules.policy_spec("infinite:const=0.3", stages=2) == {
         "name": "stages_infinite", "const": 0.3, "stages": 2}
     # the common warm-up (a fraction of the run, drawn by tuning search spaces) ramps the first
     # 2 of 20 updates up to the stage schedule's value at update 2; the boundaries stay put
@@ -87,35 +90,35 @@ def test_stage_structure_and_errors():
     with pytest.raises(SpecError, match="not both"):
         schedules.spec_from({"name": "stages_rewarm", "stages": 2, "ends": [0.5, 1]})
     with pytest.raises(SpecError, match="unknown stage schedule"):
-        continual_schedules.policy_spec("cosine-ish")
+        schedules.policy_spec("cosine-ish")
     with pytest.raises(SpecError, match="not a stage schedule"):
-        continual_schedules.policy_spec({"name": "cosine"})
+        schedules.policy_spec({"name": "cosine"})
     with pytest.raises(SpecError, match="empty"):
         schedules.build({"name": "stages_wsd", "stages": 8}, 5)
 
 
 # ---------------------------------------------------------------------------------- streams and replay
 def test_stream_spec_parsing_is_canonical_and_strict():
-    s = continual.parse_stream("split-digits + scenario=task+replay=0.05+steps=100")
+    s = parse_stream("split-digits + scenario=task+replay=0.05+steps=100")
     assert s.key == "split-digits+replay=0.05+scenario=task"  # sorted, default steps dropped
-    assert continual.parse_stream("rotated-digits+twin").get("twin") is True
-    assert s.stage_ends() == [100, 200, 300, 400, 500] and s.total_steps == 500
+    assert parse_stream("rotated-digits+twin").get("twin") is True
+    assert s.stage_ends() == [100, 200, 300, 400, 500] and s.budget_steps == 500
     with pytest.raises(WorkloadError, match="unknown stream 'split-mnist'"):
-        continual.parse_stream("split-mnist")
+        parse_stream("split-mnist")
     with pytest.raises(SpecError, match="has no option 'tasks'"):
-        continual.parse_stream("split-digits+tasks=3")
+        parse_stream("split-digits+tasks=3")
     with pytest.raises(SpecError, match="replay"):
-        continual.parse_stream("split-digits+replay=1")
+        parse_stream("split-digits+replay=1")
     with pytest.raises(SpecError, match="must divide"):
-        continual.parse_stream("split-digits+eval_every=30")
+        parse_stream("split-digits+eval_every=30")
     with pytest.raises(SpecError, match="must be an integer"):
-        continual.parse_stream("split-digits+steps=ten")
+        parse_stream("split-digits+steps=ten")
 
 
 @pytest.mark.parametrize("fraction,batch,per_batch", [(0.05, 32, (1, 2)), (0.25, 32, (8, 8)), (0.01, 32, (0, 1))])
 def test_replay_fraction_is_exact_in_batch_composition(fraction, batch, per_batch):
     steps = 50
-    stream = continual.Stream(f"split-digits+replay={fraction}+batch={batch}+steps={steps}+buffer=all")
+    stream = Stream(f"split-digits+replay={fraction}+batch={batch}+steps={steps}+buffer=all")
     comp = stream.composition(seed=3)
     for stage in range(stream.tasks):
         counts = []
@@ -136,7 +139,7 @@ def test_replay_fraction_is_exact_in_batch_composition(fraction, batch, per_batc
 
 
 def test_experience_replay_buffer_keeps_at_most_its_size_and_every_earlier_task():
-    stream = continual.Stream("split-digits+replay=0.5+buffer=40+steps=30")
+    stream = Stream("split-digits+replay=0.5+buffer=40+steps=30")
     comp = stream.composition(seed=0)
     seen: dict[int, set[int]] = {}
     for step in range(5 * 30):
@@ -149,7 +152,7 @@ def test_experience_replay_buffer_keeps_at_most_its_size_and_every_earlier_task(
     assert all(len(v) <= 40 for v in seen.values())
     assert len(seen[1]) > 30  # 30 batches x 16 draws from 40 slots cover most of them
     # a reservoir filled with tasks 1..4 holds examples of each (about 10 each of 40)
-    last = continual.Stream("split-digits+replay=0.5+buffer=40+steps=30")
+    last = Stream("split-digits+replay=0.5+buffer=40+steps=30")
     comp = last.composition(seed=0)
     tasks_in_stage5 = set()
     for step in range(5 * 30):
@@ -160,31 +163,31 @@ def test_experience_replay_buffer_keeps_at_most_its_size_and_every_earlier_task(
 
 
 def test_stream_data_split_permuted_rotated_and_twins():
-    split = continual.Stream("split-digits")
+    split = Stream("split-digits")
     d = split.data()
     for t in range(5):
         assert set(d.y[d.pools[t]].tolist()) == {2 * t, 2 * t + 1}
         assert set(d.eval_sets[t][1].tolist()) == {2 * t, 2 * t + 1}
-    ti = continual.Stream("split-digits+scenario=task").data()
+    ti = Stream("split-digits+scenario=task").data()
     assert set(ti.y.tolist()) == {0, 1}
-    twin = continual.Stream("split-digits+twin").data()
+    twin = Stream("split-digits+twin").data()
     assert set(twin.y[twin.pools[0]].tolist()) != {0, 1}  # another class pairing
-    perm = continual.Stream("permuted-digits+tasks=3").data()
+    perm = Stream("permuted-digits+tasks=3").data()
     n = len(perm.pools[0])
     assert not torch.equal(perm.x[:n], perm.x[n:2 * n])  # task 2 permutes the pixels of task 1
     assert torch.equal(perm.x[:n].sort(dim=1).values, perm.x[n:2 * n].sort(dim=1).values)
-    rot = continual.Stream("rotated-digits+tasks=2+angle=90").data()
+    rot = Stream("rotated-digits+tasks=2+angle=90").data()
     a = rot.x[:n].reshape(-1, 8, 8).numpy()
     b = rot.x[n:2 * n].reshape(-1, 8, 8).numpy()
     assert any(np.allclose(b, np.rot90(a, k, axes=(1, 2)), atol=1e-4) for k in (1, 3))
-    small = continual.Stream("permuted-digits+eval_subset=20")
+    small = Stream("permuted-digits+eval_subset=20")
     assert small.eval_sizes() == [20] * 5
-    again = continual.Stream("permuted-digits+eval_subset=20")
+    again = Stream("permuted-digits+eval_subset=20")
     assert torch.equal(small.data().eval_sets[2][0], again.data().eval_sets[2][0])  # fixed, seeded subset
 
 
 def test_task_incremental_heads_pick_each_examples_task_head():
-    stream = continual.Stream("split-digits+scenario=task")
+    stream = Stream("split-digits+scenario=task")
     model = stream.init_model(0)
     x = torch.randn(4, 64)
     task = torch.tensor([0, 3, 3, 1])
@@ -244,7 +247,7 @@ def test_history_of_a_stored_run_rebuilds_the_same_metrics():
         res = _run("permuted-digits+tasks=2+steps=20+eval_every=2", store=store)
         history, stream = continual.history_of(store, res.trial.id)
     assert stream.key == "permuted-digits+eval_every=2+steps=20+tasks=2"
-    from steplab.analysis.continual_metrics import summarize
+    from steplab.workloads.stream_metrics import summarize
 
     assert summarize(history) == pytest.approx(res.metrics, nan_ok=True)
 
@@ -322,9 +325,9 @@ def test_language_model_stream_scores_minus_the_loss():
     assert fm["continual/acc"] == pytest.approx(-(fm["task0/loss"] + fm["task1/loss"]) / 2)
     assert res.matrix[2, 1] == pytest.approx(-fm["task1/loss"])  # R holds -loss
     assert 3.5 < -res.matrix[0, 0] < 5.5  # about ln(97) nats/char before training
-    s = continual.Stream("charlm-shift+batch=8")
+    s = Stream("charlm-shift+batch=8")
     windows, task = next(s.batches(0))
-    assert windows.shape == (8, continual.CONTEXT + 1) and int(windows.max()) < len(continual.VOCAB)
+    assert windows.shape == (8, CONTEXT + 1) and int(windows.max()) < len(VOCAB)
     assert s.eval_sizes() == [64, 64]
 
 

@@ -1,4 +1,4 @@
-"""Tests for ``steplab.analysis.continual_metrics``: every metric against hand-made accuracy tables
+"""Tests for ``steplab.workloads.stream_metrics``: every metric against hand-made accuracy tables
 and curves a_i(t), values computed by hand in the comments."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from steplab.analysis import continual_metrics as cm
+from steplab.workloads import stream_metrics as cm
 
 # R[j, i]: row 0 before training (b_i), row j after task j. Task 1 improves after it was
 # learned (0.7 -> 0.9) and then falls to 0.6, so Chaudhry's forgetting (from the best, 0.9)

@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 from steplab.cli import app
 from steplab.errors import SourceError, SpecError, StoreError
 from steplab.integrations import csvfile, traces
-from steplab.training.recorder import Recorder
 from steplab.results import StepRow, TrialResult, TrialSpec
 from steplab.store import open_store
+from steplab.training.recorder import Recorder
 
 runner = CliRunner()
 # lightning's own code warns about a torch pytree deprecation; not ours to fix
@@ -409,3 +409,21 @@ def test_lightning_failure_marks_trial_failed(tmp_path: Path) -> None:
     with open_store(db) as store:
         (t,) = store.list_trials()
         assert t.status == "failed" and "on purpose" in t.message and t.steps == 3
+
+
+def test_both_callbacks_take_the_one_options_object() -> None:
+    """The Lightning and HF callbacks share :class:`CallbackOptions`: the same keywords, the
+    same defaults, and an unknown keyword is refused by both."""
+    pytest.importorskip("lightning")
+    pytest.importorskip("transformers")
+    from steplab.integrations.hf import SteplabTrainerCallback
+    from steplab.integrations.lightning import SteplabLightningCallback
+    from steplab.integrations.options import CallbackOptions
+
+    kwargs = {"name": "r", "config": {"a": 1}, "flush_every": 7, "l1": False, "predict_every": 5, "tau": 0.2}
+    for cls in (SteplabLightningCallback, SteplabTrainerCallback):
+        cb = cls("x.db", **kwargs)
+        assert cb.options == CallbackOptions(db="x.db", **kwargs)
+        assert (cb.live.predict_every, cb.live.tau) == (5, 0.2)
+        with pytest.raises(TypeError, match="flush_evry"):
+            cls("x.db", flush_evry=3)

@@ -7,7 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from steplab.analysis import law_fit
 from steplab.analysis import laws as L
+from steplab.analysis.law_curves import prepare_curve
 from steplab.errors import SpecError
 
 PEAK = 1e-3  # absolute peak LR of the synthetic runs
@@ -142,8 +144,8 @@ def test_fit_annealing_recovers_parameters_and_predicts_wsd():
     T = 2000
     true = L.AnnealingLaw(L0=2.5, A=0.3, alpha=0.5, C=0.4)
     rng = np.random.default_rng(0)
-    curves = [L.prepare_curve(*noisy_trace(true, lrs, rng)) for lrs in (constant(T), cosine(T))]
-    fit = L.fit_annealing(curves)
+    curves = [prepare_curve(*noisy_trace(true, lrs, rng)) for lrs in (constant(T), cosine(T))]
+    fit = law_fit.fit_annealing(curves)
     for name in ("L0", "A", "alpha", "C"):  # measured: <= 0.4% (seed 0), <= 0.7% over 7 seeds
         assert getattr(fit.law, name) == pytest.approx(getattr(true, name), rel=0.02), name
     unseen = wsd(T, 0.2)
@@ -152,7 +154,7 @@ def test_fit_annealing_recovers_parameters_and_predicts_wsd():
 
     # the schedule-blind baseline, fitted on the first half of the cosine run, misses its end
     half = curves[1].steps < T // 2
-    base = L.fit_power_baseline(curves[1].steps[half], curves[1].losses[half]).law
+    base = law_fit.fit_power_baseline(curves[1].steps[half], curves[1].losses[half]).law
     final_true = true.predict(cosine(T))[-1]
     assert abs(base.predict([T])[0] / final_true - 1) > 0.02
     assert fit.law.predict(cosine(T))[-1] == pytest.approx(final_true, rel=0.005)
@@ -168,10 +170,10 @@ def test_fit_multipower_predicts_unseen_schedules():
     true = L.MultiPowerLaw(L0=2.5, A=0.3, alpha=0.5, B=400, C=2.0, beta=0.6, gamma=0.5)
     rng = np.random.default_rng(0)
     curves = [
-        L.prepare_curve(*noisy_trace(true, lrs, rng), max_points=150)
+        prepare_curve(*noisy_trace(true, lrs, rng), max_points=150)
         for lrs in (constant(T), cosine(T), two_step(T))
     ]
-    fit = L.fit_multipower(curves)
+    fit = law_fit.fit_multipower(curves)
     for name in ("L0", "A", "alpha"):  # the power-law part is identified
         assert getattr(fit.law, name) == pytest.approx(getattr(true, name), rel=0.02), name
     for lrs in (wsd(T, 0.2), wsd(T, 0.1), linear(T)):
@@ -193,8 +195,8 @@ def test_fit_multipower_exact_data_recovers_all_parameters(W):
     curves = []
     for lrs in (with_warmup(constant(T), W), with_warmup(cosine(T), W)):
         loss = np.concatenate([[10.0], true.predict(lrs)[:-1]])  # NaN during warm-up
-        curves.append(L.prepare_curve(np.arange(T), lrs, loss, max_points=100, smooth=1))
-    fit = L.fit_multipower(curves, warmup_steps=W)
+        curves.append(prepare_curve(np.arange(T), lrs, loss, max_points=100, smooth=1))
+    fit = law_fit.fit_multipower(curves, warmup_steps=W)
     assert fit.law.warmup_steps == W
     for name in ("L0", "A", "alpha", "B", "C", "beta", "gamma"):
         assert getattr(fit.law, name) == pytest.approx(getattr(true, name), rel=0.01), name
@@ -205,11 +207,11 @@ def test_fit_annealing_with_excluded_warmup():
     true = L.AnnealingLaw(L0=2.5, A=0.3, alpha=0.5, C=0.4, warmup_steps=W)
     rng = np.random.default_rng(1)
     curves = [
-        L.prepare_curve(*noisy_trace(true, with_warmup(lrs, W), rng))
+        prepare_curve(*noisy_trace(true, with_warmup(lrs, W), rng))
         for lrs in (constant(T), cosine(T))
     ]
     assert all(c.steps[0] == W + 1 for c in curves)  # the law is undefined (NaN) for s <= W
-    fit = L.fit_annealing(curves, warmup_steps=W)
+    fit = law_fit.fit_annealing(curves, warmup_steps=W)
     for name in ("L0", "A", "alpha", "C"):
         assert getattr(fit.law, name) == pytest.approx(getattr(true, name), rel=0.02), name
 
@@ -217,11 +219,11 @@ def test_fit_annealing_with_excluded_warmup():
 def test_power_baseline_recovers_exact_parameters():
     t = np.arange(1, 501)
     truth = L.PowerLawBaseline(a=2.5, b=3.0, c=0.4)
-    fit = L.fit_power_baseline(t, truth.predict(t))
+    fit = law_fit.fit_power_baseline(t, truth.predict(t))
     assert (fit.law.a, fit.law.b, fit.law.c) == pytest.approx((2.5, 3.0, 0.4), rel=0.01)
     # a constant-LR run of the annealing law is exactly such a power law: b = A * eta**-alpha
     law = L.AnnealingLaw(L0=2.5, A=0.3, alpha=0.5, C=0.4)
-    fit = L.fit_power_baseline(t, law.predict(constant(500)))
+    fit = law_fit.fit_power_baseline(t, law.predict(constant(500)))
     assert (fit.law.a, fit.law.b, fit.law.c) == pytest.approx(
         (2.5, 0.3 * PEAK**-0.5, 0.5), rel=0.01
     )
@@ -233,7 +235,7 @@ def test_prepare_curve_smooths_drops_and_subsamples():
     steps = np.arange(T)
     loss = 5.0 - 0.01 * steps  # a centred average leaves a straight line unchanged
     loss[[0, 50, 51]] = [np.nan, np.inf, np.nan]
-    curve = L.prepare_curve(steps, constant(T), loss, max_points=50)
+    curve = prepare_curve(steps, constant(T), loss, max_points=50)
     assert curve.steps[0] == 1 and curve.steps[-1] == T - 1 and curve.steps.size == 50
     assert not np.isin([50, 51], curve.steps).any()
     np.testing.assert_allclose(curve.losses, 5.0 - 0.01 * curve.steps, rtol=1e-12)
@@ -259,13 +261,13 @@ def test_law_dicts_round_trip():
 def test_bad_input_raises_spec_error():
     steps, lrs = np.arange(20), constant(20)
     with pytest.raises(SpecError, match="finite"):
-        L.prepare_curve(steps, lrs, np.full(20, np.nan))
+        prepare_curve(steps, lrs, np.full(20, np.nan))
     with pytest.raises(SpecError, match="same length"):
-        L.prepare_curve(steps, lrs, np.ones(19))
+        prepare_curve(steps, lrs, np.ones(19))
     with pytest.raises(SpecError, match="every"):
-        L.prepare_curve(steps * 10, lrs, np.ones(20))  # LRs of logged steps only
+        prepare_curve(steps * 10, lrs, np.ones(20))  # LRs of logged steps only
     with pytest.raises(SpecError, match="at least"):
-        L.prepare_curve(steps[:8], lrs, np.ones(8))
+        prepare_curve(steps[:8], lrs, np.ones(8))
     with pytest.raises(SpecError):
         L.annealing_areas([1e-3, np.nan])
     with pytest.raises(SpecError):

@@ -16,6 +16,7 @@ from torch import nn
 
 from steplab import algorithms, workloads
 from steplab.optim import optimizers as O
+from steplab.optim.groups import muon_param_groups
 
 NEW = ("shampoo", "soap", "muon")
 CPU = torch.device("cpu")
@@ -80,7 +81,7 @@ def test_steps_on_each_workload_model(name, workload):
 def test_muon_split_puts_exactly_the_hidden_matrices_in_the_muon_group():
     def split(model: nn.Module) -> tuple[set[str], set[str]]:
         names = {id(p): n for n, p in model.named_parameters()}
-        groups = O.muon_param_groups(model, 0.01)
+        groups = muon_param_groups(model, 0.01)
         muon = {names[id(p)] for g in groups if g["use_muon"] for p in g["params"]}
         rest = {names[id(p)] for g in groups if not g["use_muon"] for p in g["params"]}
         assert muon.isdisjoint(rest) and muon | rest == set(names.values())

@@ -12,8 +12,9 @@ import pytest
 import torch
 from torch import nn
 
-from steplab.optim import optimizers as O
 from steplab.errors import SpecError
+from steplab.optim import modes as M
+from steplab.optim import optimizers as O
 
 SELF_TUNED = {"prodigy", "dadapt-adam", "dog", "ldog", "sgd-schedulefree"}
 
@@ -54,7 +55,7 @@ def test_every_registry_name_builds_and_steps(name: str) -> None:
     opt = O.build_optimizer(name, model, lr=1.0 if name in SELF_TUNED else 1e-2, weight_decay=0.01)
     for batch in data(8):  # RAdam-SF's silent phase skips the first steps
         step(model, opt, batch)
-    with O.eval_mode(opt):
+    with M.eval_mode(opt):
         after = flat(model)
         assert torch.isfinite(after).all()
         assert not torch.equal(after, before)
@@ -168,11 +169,11 @@ def test_modes_are_noops_for_plain_optimizers() -> None:
     model = tiny()
     opt = O.build_optimizer("adamw", model, 1e-3)
     before = flat(model).clone()
-    with O.eval_mode(opt):
+    with M.eval_mode(opt):
         assert torch.equal(flat(model), before)
-    O.train_mode(opt)
-    assert not O.is_schedule_free(opt) and not O.has_modes(opt)
-    O.refresh_batchnorm(tiny(bn=True), opt, data(2))  # no modes: no-op, no error
+    M.train_mode(opt)
+    assert not M.is_schedule_free(opt) and not M.has_modes(opt)
+    M.refresh_batchnorm(tiny(bn=True), opt, data(2))  # no modes: no-op, no error
 
 
 # ----------------------------------------------------------------------------------
@@ -192,7 +193,7 @@ def test_schedulefree_matches_package_trajectory(name: str, cls_name: str, kw: d
     lr, wd = (0.5, 1e-3) if name.startswith("sgd") else (1e-2, 0.05)
     ours_model, ref_model = tiny(), tiny()
     ours = O.build_optimizer(name, ours_model, lr, weight_decay=wd, **kw)
-    assert O.is_schedule_free(ours) and ours.param_groups[0]["train_mode"]
+    assert M.is_schedule_free(ours) and ours.param_groups[0]["train_mode"]
     groups = [
         {"params": [p for p in ref_model.parameters() if p.ndim >= 2], "weight_decay": wd},
         {"params": [p for p in ref_model.parameters() if p.ndim < 2], "weight_decay": 0.0},
@@ -204,7 +205,7 @@ def test_schedulefree_matches_package_trajectory(name: str, cls_name: str, kw: d
         step(ref_model, ref, batch)
         if i % 4 == 3:  # evaluate in the middle of training
             ref.eval()
-            with O.eval_mode(ours):
+            with M.eval_mode(ours):
                 assert not ours.param_groups[0]["train_mode"]
                 assert torch.equal(flat(ours_model), flat(ref_model))
             ref.train()
@@ -224,7 +225,7 @@ def test_eval_mode_gives_the_documented_average_x() -> None:
     x = torch.stack(zs).mean(0)
     y = flat(model).clone()
     assert not torch.allclose(y, x, atol=1e-5)  # train mode: params are y, not x
-    with O.eval_mode(opt) as o:
+    with M.eval_mode(opt) as o:
         assert o is opt and opt.param_groups[0]["train_mode"] is False
         torch.testing.assert_close(flat(model), x, atol=1e-6, rtol=1e-5)
         # beta interpolation: y = beta1 x + (1 - beta1) z
@@ -237,14 +238,14 @@ def test_eval_mode_plain_call_and_nesting() -> None:
     model = tiny()
     opt = O.build_optimizer("adamw-schedulefree", model, 1e-2)
     step(model, opt, data(1)[0])
-    O.eval_mode(opt)
+    M.eval_mode(opt)
     assert not opt.param_groups[0]["train_mode"]
-    with O.eval_mode(opt):  # already in eval: stays in eval afterwards
+    with M.eval_mode(opt):  # already in eval: stays in eval afterwards
         pass
     assert not opt.param_groups[0]["train_mode"]
     with pytest.raises(Exception, match="train mode"):
         step(model, opt, data(1)[0])
-    O.train_mode(opt)
+    M.train_mode(opt)
     step(model, opt, data(1)[0])
 
 
@@ -258,7 +259,7 @@ def test_refresh_batchnorm_follows_readme_procedure() -> None:
             step(model, opt, batch)
         model.eval()
         if use_helper:
-            O.refresh_batchnorm(model, opt, iter(batches), n=4)
+            M.refresh_batchnorm(model, opt, iter(batches), n=4)
             assert not opt.param_groups[0]["train_mode"] and not model.training
         else:  # schedulefree README, "Caveats"
             model.train()
@@ -277,7 +278,7 @@ def test_refresh_batchnorm_noop_without_batchnorm() -> None:
     opt = O.build_optimizer("adamw-schedulefree", model, 1e-2)
     step(model, opt, data(1)[0])
     before = flat(model).clone()
-    O.refresh_batchnorm(model, opt, data(3))
+    M.refresh_batchnorm(model, opt, data(3))
     assert opt.param_groups[0]["train_mode"] and torch.equal(flat(model), before)
 
 
@@ -297,7 +298,7 @@ def test_dog_matches_package_with_averager() -> None:
         averager.step()
     assert torch.equal(flat(ours_model), flat(ref_model))
     iterate = flat(ours_model).clone()
-    with O.eval_mode(ours):
+    with M.eval_mode(ours):
         assert torch.equal(flat(ours_model), flat(averager.averaged_model))
         assert not torch.equal(flat(ours_model), iterate)
         with pytest.raises(RuntimeError, match="eval mode"):
@@ -310,7 +311,7 @@ def test_dog_without_averaging_has_noop_eval() -> None:
     opt = O.build_optimizer("dog", model, 1.0, average=False, reps_rel=1e-4)
     step(model, opt, data(1)[0])
     before = flat(model).clone()
-    with O.eval_mode(opt):
+    with M.eval_mode(opt):
         assert torch.equal(flat(model), before)
 
 

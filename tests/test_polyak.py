@@ -12,10 +12,11 @@ import pytest
 import torch
 
 from steplab import algorithms, workloads
-from steplab.optim import optimizers
 from steplab.errors import SpecError
+from steplab.optim import optimizers
 from steplab.optim.polyak import MoMo, PolyakMomentum, SPSMax
-from steplab.training.loop import TrainConfig, run_trial
+from steplab.training.config import TrainConfig
+from steplab.training.loop import run_trial
 
 
 def _point(*values: float) -> torch.nn.Parameter:

@@ -10,12 +10,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from steplab.analysis import laws, predict
 from steplab import schedules
+from steplab.analysis import laws, predict
 from steplab.cli import app
 from steplab.errors import SpecError
-from steplab.training.recorder import Recorder
 from steplab.store import open_store
+from steplab.training.recorder import Recorder
 
 runner = CliRunner()
 LAW = laws.AnnealingLaw(L0=1.5, A=2.0, alpha=0.6, C=0.05)
@@ -109,7 +109,8 @@ def test_best_in_family_prefers_a_cooldown_over_constant():
 def test_tuned_horizons_pick_the_best_lr_per_budget(tmp_path):
     from steplab import workloads
     from steplab.algorithms import get_algorithm
-    from steplab.training.loop import TrainConfig, run_trial
+    from steplab.training.config import TrainConfig
+    from steplab.training.loop import run_trial
 
     with open_store(tmp_path / "h.db") as store:
         for steps in (40, 80):

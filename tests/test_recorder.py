@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from steplab.errors import SpecError, StoreError
-from steplab.training.recorder import Recorder
 from steplab.results import STEP_COLUMNS, TrialSpec
 from steplab.store import open_store
+from steplab.training.recorder import Recorder
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

@@ -11,16 +11,17 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from steplab.studies import bench
-from steplab.analysis import refine
 from steplab import schedules, workloads
 from steplab.algorithms import get_algorithm
+from steplab.analysis import refine
 from steplab.cli import app
 from steplab.errors import SpecError
-from steplab.training.jobs import FIRST_PASS, execute
-from steplab.training.recorder import Recorder
 from steplab.store import open_store
-from steplab.training.loop import TrainConfig, run_trial
+from steplab.studies import bench
+from steplab.training.config import TrainConfig
+from steplab.training.jobs import FIRST_PASS, execute
+from steplab.training.loop import run_trial
+from steplab.training.recorder import Recorder
 
 runner = CliRunner()
 
@@ -29,7 +30,7 @@ runner = CliRunner()
 @pytest.mark.parametrize("steps", [500, 1234, 37])
 def test_constant_norms_give_linear_decay_to_zero(steps):
     # the paper's worst-case optimal schedule (Thm. 3): s_k = 1 - k/T' for any target length
-    r = refine.refinement(np.full(800, 3.7), steps=steps)
+    r = refine.refinement(np.full(800, 3.7), budget_steps=steps)
     linear = np.array(schedules.values(schedules.build("linear", steps), steps))
     assert np.max(np.abs(r.values() - linear)) < 1e-3
     assert r.schedule()(steps) == 0.0
@@ -95,8 +96,38 @@ def test_filter_width_and_median_filter_against_a_direct_window():
     right = [g[-2], g[-3]]
     ext = left + list(g) + right
     direct = [statistics.median(ext[i : i + width]) for i in range(len(g))]
-    assert refine.smooth_norms(g, tau=0.5) == pytest.approx(direct)
+    assert refine.smooth_norms(g, tau=0.5, grid_points=11) == pytest.approx(direct)
     assert refine.filter_width(0.5, 11) == width
+
+
+def test_long_traces_take_the_filter_width_on_the_10k_grid_as_the_reference():
+    # facebookresearch/adaptive_scheduling visual.py: a trace of >= nvals = 10,000 norms is
+    # median-filtered at its own resolution with width 2*floor(floor(0.1*nvals)/2)+1 = 1001
+    # (from nvals, not from the trace's length), resampled to the 10,000-point grid, and the
+    # closed form is taken there. Before the fix the width followed the trace (5001 here).
+    from scipy.ndimage import median_filter
+
+    rng = np.random.default_rng(4)
+    n = 50_000
+    x = np.linspace(0.0, 1.0, n)
+    g = (1.0 + 4.0 * np.exp(-x / 0.03) + 0.5 * np.sin(9 * x)) * np.exp(rng.normal(scale=0.3, size=n))
+    width, pad = 1001, 2002
+    filtered = median_filter(np.pad(g, (0, pad), mode="reflect"), size=width, mode="nearest")[:-pad]
+    grid = np.linspace(0.0, 1.0, 10_000)
+    smoothed = np.interp(grid, x, filtered)
+    w = smoothed**-2.0
+    tail = np.cumsum(w[::-1])[::-1]
+    eta = np.append(w[:-1] * tail[1:], 0.0)
+    reference = eta / eta.max()
+
+    r = refine.refinement(g, tau=0.1)
+    assert len(r.multipliers) == 10_000 and len(r.smoothed) == 10_000
+    assert r.smoothed == pytest.approx(smoothed, rel=1e-12)
+    assert np.max(np.abs(r.multipliers - reference)) < 1e-12
+    # the width taken on the trace's own length (the old behaviour) is visibly elsewhere
+    wide = median_filter(np.pad(g, (0, 10_002), mode="reflect"), size=5001, mode="nearest")[:-10_002]
+    old = refine.closed_form(refine.weights(np.interp(grid, x, wide), "l2"))
+    assert np.max(np.abs(old - reference)) > 1e-3
 
 
 def test_tau_changes_the_result_and_zero_means_no_smoothing():
@@ -121,7 +152,7 @@ def test_short_traces_are_resampled_and_bad_values_dropped():
     g = [2.0, float("nan"), 2.0, float("inf"), 2.0, 0.0, 2.0, 2.0]
     r = refine.refinement(g, tau=0.0)
     assert len(r.multipliers) == refine.GRID_POINTS
-    assert r.steps == len(g)
+    assert r.budget_steps == len(g)
     with pytest.raises(SpecError, match="at least 2"):
         refine.refinement([float("nan")] * 5)
     with pytest.raises(SpecError, match="tau"):
@@ -131,16 +162,16 @@ def test_short_traces_are_resampled_and_bad_values_dropped():
 
 
 def test_warmup_multiplies_a_linear_ramp():
-    r = refine.refinement(np.ones(400), steps=400, warmup_steps=40)
+    r = refine.refinement(np.ones(400), budget_steps=400, warmup_steps=40)
     v = r.values()
     k = np.arange(400)
     assert v == pytest.approx(np.minimum(1, (k + 1) / 40) * (1 - k / 400), abs=1e-5)
     with pytest.raises(SpecError, match="warmup"):
-        refine.refinement(np.ones(10), steps=10, warmup_steps=10)
+        refine.refinement(np.ones(10), budget_steps=10, warmup_steps=10)
 
 
 def test_spec_is_json_and_replays_at_any_length(tmp_path):
-    r = refine.refinement(np.linspace(3, 1, 5000), steps=5000)
+    r = refine.refinement(np.linspace(3, 1, 5000), budget_steps=5000)
     d = r.spec.to_dict()
     assert d["name"] == "piecewise" and len(d["points"]) == refine.MAX_SPEC_POINTS + 1
     path = tmp_path / "s.json"
@@ -156,8 +187,8 @@ def test_exact_bound_is_not_worse_than_the_closed_form():
 
     k = np.arange(40)  # the sheet's numbers index G by the 0-based update
     g = 1 + 4 * np.exp(-k / 4)
-    closed = refine.refinement(g, tau=0.0, steps=40)
-    exact = refine.refinement(g, tau=0.0, steps=40, exact_bound=True)
+    closed = refine.refinement(g, tau=0.0, budget_steps=40)
+    exact = refine.refinement(g, tau=0.0, budget_steps=40, exact_bound=True)
     assert exact.method == "exact"
     # the bound of each 40-step schedule at its best scale: the numerical optimum wins, and
     # the sheet's numbers (§13: 0.359 optimum vs 0.379 closed form) come out
@@ -186,7 +217,7 @@ def test_refine_a_steplab_run(tmp_path):
         ra = refine.refine_trial(store, adam.id)
         rs = refine.refine_trial(store, sgd.id)
         assert ra.norm == "l1" and rs.norm == "l2"
-        assert ra.steps == 120
+        assert ra.budget_steps == 120
         assert refine.refine_trial(store, adam.id, norm="l2").multipliers != pytest.approx(ra.multipliers)
         # the l1 norms the refinement read are the trace's, not the l2 ones
         trace = store.steps(adam.id)
@@ -211,7 +242,7 @@ def test_refine_a_plain_pytorch_loop(tmp_path):
         tid = rec.trial_id
     with open_store(db) as store:
         r = refine.refine_trial(store, tid)
-    assert r.norm == "l2" and r.steps == 200
+    assert r.norm == "l2" and r.budget_steps == 200
     assert r.values()[0] > 0 and r.schedule()(200) == 0.0
 
 

@@ -6,17 +6,20 @@ import base64
 import dataclasses
 import math
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
 from steplab import algorithms, report
-from steplab.studies import bench
-from steplab.training import jobs, loop as train
 from steplab import store as st
 from steplab.errors import SpecError
 from steplab.results import TrialResult, TrialSpec
+from steplab.studies import bench
+from steplab.training import jobs
+from steplab.training import loop as train
 
 EVIL = "<script>alert(1)</script>"
 EVIL_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
@@ -143,3 +146,14 @@ def test_formatters() -> None:
     assert report.format_steps(1234.0) == "1,234"
     assert report.format_noise(0.123, 2) == "12%"
     assert report.format_noise(math.nan, 1) == "n/a (1 study)"
+
+
+def test_importing_the_report_loads_no_torch_and_no_training_stack():
+    # `steplab report` starts from `import steplab.report`: the studies, workloads and torch it
+    # may need are imported inside the functions that use them (GitHub issue 19)
+    heavy = ("torch", "optuna", "ray", "sklearn", "scipy.stats", "steplab.training", "steplab.studies",
+             "steplab.workloads")
+    code = ("import sys, steplab.report; "
+            f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -13,11 +13,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from steplab.report import run_report
 from steplab.cli import app
 from steplab.integrations import csvfile
-from steplab.training.recorder import Recorder
+from steplab.report import run_figures, run_report
 from steplab.store import open_store
+from steplab.training.recorder import Recorder
 
 runner = CliRunner()
 ENV = {"COLUMNS": "220"}
@@ -96,7 +96,7 @@ def test_imported_csv_report_skips_grad_norm(tmp_path: Path) -> None:
     assert s.final_loss == pytest.approx(1.01) and s.min_loss == pytest.approx(1.0)
     assert s.grad_norm_kind == "" and math.isnan(s.grad_norm_range[0]) and math.isnan(s.train_time_s)
     assert s.evals == {"validation/loss": (1.3, 1.2)}
-    assert [name for name, png in run_report.figures([run]) if png is None] == ["Gradient norm"]
+    assert [name for name, png in run_figures.figures([run]) if png is None] == ["Gradient norm"]
 
     html = tmp_path / "csv.html"
     r = runner.invoke(app, ["report", "--trial", str(tid), "--html", str(html), "--db", str(db)], env=ENV)

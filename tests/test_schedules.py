@@ -138,7 +138,7 @@ def test_lr_scheduler_adapter_respects_group_peaks():
 
 
 def test_join_counts_local_steps():
-    f = S.join([S.constant_schedule(value=1.0), S.linear_schedule(total_steps=4)], [3])
+    f = S.join([S.constant_schedule(value=1.0), S.linear_schedule(budget_steps=4)], [3])
     assert [f(k) for k in range(8)] == pytest.approx([1, 1, 1, 1, 0.75, 0.5, 0.25, 0.0])
     with pytest.raises(SpecError):
         S.join([S.constant_schedule()], [3])
@@ -240,3 +240,40 @@ def test_every_registered_schedule_builds_with_defaults():
         f = S.build(spec, 100)
         assert all(0 <= f(k) <= 1.0 + 1e-12 for k in range(101))
         assert S.info(name).summary
+
+
+def test_build_takes_budget_steps_by_name_and_a_user_schedule_registers(monkeypatch):
+    from steplab.schedules import registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # register() stays local to this test
+    assert S.build("cosine", budget_steps=10)(0) == 1.0
+    with pytest.raises(TypeError):
+        S.build("cosine", total_steps=10)  # type: ignore[call-arg]
+
+    def make_half(*, budget_steps: int, warmup_steps: int, params: dict) -> S.Schedule:
+        return S.linear_schedule(budget_steps=budget_steps - warmup_steps, end=params["end"])
+
+    S.register(S.ScheduleInfo("half_test", "linear to `end`", {"end": S.Param(float, 0.5, "end")}, make_half))
+    f = S.build({"name": "half_test", "warmup": 0.2}, budget_steps=10)
+    assert [round(f(k), 4) for k in (0, 1, 2, 10)] == [0.5, 1.0, 1.0, 0.5]
+
+
+def test_stage_schedules_are_registered_without_importing_the_registry_back():
+    import ast
+    import inspect
+
+    from steplab.schedules import stages
+
+    tree = ast.parse(inspect.getsource(stages))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert not any(m and (m.endswith("registry") or m.endswith("spec") or m == "steplab.schedules") for m in imported)
+    assert {"stages_rewarm", "stages_constant", "stages_infinite", "stages_wsd"} <= set(S.names())
+
+
+def test_docstring_examples():
+    import doctest
+
+    from steplab.schedules import shapes, stages
+
+    for module in (shapes, stages):
+        assert doctest.testmod(module).failed == 0

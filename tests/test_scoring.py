@@ -1,4 +1,5 @@
-"""Tests for steplab.analysis.scoring against hand-computed values (AlgoPerf "Scoring")."""
+"""Tests for steplab.analysis.scoring, .profiles and .comparisons against hand-computed values
+(AlgoPerf "Scoring")."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from steplab.analysis import scoring
+from steplab.analysis import comparisons, profiles, scoring
 from steplab.results import TrialResult, TrialSpec
 
 INF = math.inf
@@ -39,7 +40,7 @@ TABLE = {
 
 
 def test_ratios_hand_computed():
-    r = scoring.performance_ratios(TABLE)
+    r = profiles.performance_ratios(TABLE)
     assert r["A"] == {"w_tie": 1.0, "w_allmiss": INF, "w_miss": 2.0, "w_rmax": 1.0}
     assert r["B"] == {"w_tie": 1.0, "w_allmiss": INF, "w_miss": INF, "w_rmax": 4.0}
     assert r["C"] == pytest.approx({"w_tie": 2.0, "w_allmiss": INF, "w_miss": 1.0, "w_rmax": 1.6})
@@ -50,12 +51,12 @@ def test_profile_hand_computed():
     # A ratios {1, 1, 2, inf}:   tau=1 -> 2/4, 1.5 -> 2/4, 2 -> 3/4, 4 -> 3/4
     # B ratios {1, 4, inf, inf}: tau=1 -> 1/4, 1.5 -> 1/4, 2 -> 1/4, 4 -> 2/4 (4 <= 4)
     # C ratios {1, 1.6, 2, inf}: tau=1 -> 1/4, 1.5 -> 1/4, 2 -> 3/4, 4 -> 3/4
-    prof = scoring.performance_profile(TABLE, [1.0, 1.5, 2.0, 4.0])
+    prof = profiles.performance_profile(TABLE, [1.0, 1.5, 2.0, 4.0])
     np.testing.assert_array_equal(prof["A"], [0.5, 0.5, 0.75, 0.75])
     np.testing.assert_array_equal(prof["B"], [0.25, 0.25, 0.25, 0.5])
     np.testing.assert_array_equal(prof["C"], [0.25, 0.25, 0.75, 0.75])
     # below 1 nobody counts; a scalar tau works
-    assert scoring.performance_profile(TABLE, 0.999)["A"].tolist() == [0.0]
+    assert profiles.performance_profile(TABLE, 0.999)["A"].tolist() == [0.0]
 
 
 def test_score_hand_computed():
@@ -63,11 +64,11 @@ def test_score_hand_computed():
     # A: (4-1) + (4-2) + (4-1)       = 8   -> 8/12   = 0.6667
     # B: (4-1) + (4-4)               = 3   -> 3/12   = 0.25   (the ratio at r_max adds 0)
     # C: (4-2) + (4-1) + (4-1.6)     = 7.4 -> 7.4/12 = 0.61667
-    s = scoring.benchmark_score(TABLE)
+    s = profiles.benchmark_score(TABLE)
     assert s["A"] == pytest.approx(8 / 12)
     assert s["B"] == pytest.approx(3 / 12)
     assert s["C"] == pytest.approx(7.4 / 12)
-    assert [a for a, _ in scoring.ranking(s)] == ["A", "C", "B"]
+    assert [a for a, _ in profiles.ranking(s)] == ["A", "C", "B"]
 
 
 def test_score_hand_computed_r_max_2():
@@ -75,23 +76,60 @@ def test_score_hand_computed_r_max_2():
     # A: (2-1) + (2-2) + (2-1) = 2   -> 0.5
     # B: (2-1)                 = 1   -> 0.25   (ratio 4 > r_max adds nothing)
     # C: (2-2) + (2-1) + (2-1.6) = 1.4 -> 0.35
-    s = scoring.benchmark_score(TABLE, r_max=2.0)
+    s = profiles.benchmark_score(TABLE, r_max=2.0)
     assert s == pytest.approx({"A": 0.5, "B": 0.25, "C": 0.35})
 
 
 def test_score_is_the_integral_of_the_profile():
     # Riemann sum of the step function on a fine grid agrees with the exact score
     taus = np.linspace(1.0, 4.0, 300_001)
-    prof = scoring.performance_profile(TABLE, taus)
-    exact = scoring.benchmark_score(TABLE)
+    prof = profiles.performance_profile(TABLE, taus)
+    exact = profiles.benchmark_score(TABLE)
     for a in TABLE:
         approx = prof[a][:-1].mean()  # left sums: width 3/300000, / (r_max - 1)
         assert approx == pytest.approx(exact[a], abs=1e-4)
 
 
+def test_algoperf_score_hand_computed():
+    # AlgoPerf's code: rho at taus 1 + k/33, k = 0..99 (np.linspace(1, 4, 100)), trapezoid
+    # rule, / (4 - 1). One workload, b at ratio 2.02: rho_b = 1 from k = 34 (1 + 34/33 =
+    # 2.0303) on, 66 ones; trapezoid = (1/33) * (66 - (rho_0 + rho_99)/2) = 65.5/33;
+    # score = 65.5/99 = 0.661616... where the exact area is (4 - 2.02)/3 = 0.66
+    table = {"a": {"w": 1.0}, "b": {"w": 2.02}}
+    sampled = profiles.algoperf_score(table)
+    assert sampled["b"] == pytest.approx(65.5 / 99, abs=1e-12)
+    assert sampled["a"] == pytest.approx(1.0, abs=1e-12)  # 100 ones: (99.5 - 0.5)/99
+    assert profiles.benchmark_score(table)["b"] == pytest.approx(0.66, abs=1e-12)
+    # a jump halfway between two sample points: the trapezoid is exact (k >= 49.5: 50 ones)
+    half = {"a": {"w": 1.0}, "b": {"w": 2.5}}
+    assert profiles.algoperf_score(half)["b"] == pytest.approx(49.5 / 99, abs=1e-12)
+    assert profiles.benchmark_score(half)["b"] == pytest.approx(0.5, abs=1e-12)
+    # the hand-computed suite on 4 points (taus 1, 2, 3, 4, h = 1): rho_A = 1/4 * [2, 3, 3, 3]
+    # -> (0.25 + 0.75 + 0.75 + 0.375) / 3; rho_B = 1/4 * [1, 1, 1, 2] (its ratio 4 counts at
+    # tau = 4) -> (0.125 + 0.25 + 0.25 + 0.25) / 3
+    coarse = profiles.algoperf_score(TABLE, num_points=4)
+    assert coarse["A"] == pytest.approx((0.25 + 0.75 + 0.75 + 0.375) / 3)
+    assert coarse["B"] == pytest.approx((0.125 + 0.25 + 0.25 + 0.25) / 3)
+
+
+def test_algoperf_score_agrees_with_the_exact_area_to_a_fraction_of_a_percent():
+    # 3 algorithms x 8 workloads, ratios spread over [1, 3]: AlgoPerf's 100-point trapezoid is
+    # within 0.2% of the exact area, and each jump moves it at most half a grid step / n_w
+    rng = np.random.default_rng(3)
+    table = {a: {f"w{i}": float(v) for i, v in enumerate(rng.uniform(1.0, 3.0, 8))} for a in "abc"}
+    exact = profiles.benchmark_score(table)
+    sampled = profiles.algoperf_score(table)
+    for a in table:
+        assert sampled[a] == pytest.approx(exact[a], rel=2e-3)
+        assert abs(sampled[a] - exact[a]) <= 8 * (0.5 / 99) / 8 / 3 + 1e-12
+        assert sampled[a] != exact[a]
+    with pytest.raises(ValueError, match="num_points"):
+        profiles.algoperf_score(table, num_points=1)
+
+
 def test_workloads_selection():
     # only w_tie and w_rmax: A {1, 1} -> 1.0; B {1, 4} -> (3 + 0)/6; C {2, 1.6} -> (2 + 2.4)/6
-    s = scoring.benchmark_score(TABLE, workloads=["w_tie", "w_rmax"])
+    s = profiles.benchmark_score(TABLE, workloads=["w_tie", "w_rmax"])
     assert s == pytest.approx({"A": 1.0, "B": 0.5, "C": 4.4 / 6})
 
 
@@ -99,19 +137,19 @@ def test_missing_entry_raises_or_counts_as_miss():
     table = {a: dict(row) for a, row in TABLE.items()}
     del table["B"]["w_miss"]
     with pytest.raises(ValueError, match="B@w_miss"):
-        scoring.benchmark_score(table)
+        profiles.benchmark_score(table)
     with pytest.raises(ValueError, match="B@w_miss"):
-        scoring.performance_profile(table, [1.0])
+        profiles.performance_profile(table, [1.0])
     # missing="inf": the same as B having missed the target there
-    assert scoring.benchmark_score(table, missing="inf") == scoring.benchmark_score(TABLE)
-    prof = scoring.performance_profile(table, [1.0, 4.0], missing="inf")
+    assert profiles.benchmark_score(table, missing="inf") == profiles.benchmark_score(TABLE)
+    prof = profiles.performance_profile(table, [1.0, 4.0], missing="inf")
     np.testing.assert_array_equal(prof["B"], [0.25, 0.5])
 
 
 def test_all_miss_everywhere_scores_zero():
     table = {"A": {"w": INF}, "B": {"w": INF}}
-    assert scoring.benchmark_score(table) == {"A": 0.0, "B": 0.0}
-    assert scoring.performance_profile(table, [1e9])["A"].tolist() == [0.0]
+    assert profiles.benchmark_score(table) == {"A": 0.0, "B": 0.0}
+    assert profiles.performance_profile(table, [1e9])["A"].tolist() == [0.0]
 
 
 @pytest.mark.parametrize(
@@ -128,11 +166,11 @@ def test_all_miss_everywhere_scores_zero():
 )
 def test_bad_tables_raise(table, kwargs):
     with pytest.raises(ValueError):
-        scoring.benchmark_score(table, **kwargs)
+        profiles.benchmark_score(table, **kwargs)
 
 
 def test_ranking_ties_by_name():
-    assert scoring.ranking({"zeta": 0.5, "alpha": 0.5, "mid": 0.7}) == [
+    assert profiles.ranking({"zeta": 0.5, "alpha": 0.5, "mid": 0.7}) == [
         ("mid", 0.7),
         ("alpha", 0.5),
         ("zeta", 0.5),
@@ -256,7 +294,7 @@ def test_time_table_groups_by_algorithm_workload_study():
     }
     # sgd has no entry for mnist:wide: profiles refuse by default
     with pytest.raises(ValueError, match="sgd@mnist:wide"):
-        scoring.benchmark_score(scoring.time_table(trials))
+        profiles.benchmark_score(scoring.time_table(trials))
 
 
 def test_workload_key():
@@ -273,7 +311,7 @@ def test_variant_agreement():
         "B": {"w": 2.0, "w:v": 3.0, "w:rev": 2.0, "u:orphan": 2.0},
         "C": {"w": 3.0, "w:v": 2.0, "w:rev": 1.0},
     }
-    agree = scoring.variant_agreement(table)
+    agree = comparisons.variant_agreement(table)
     assert set(agree) == {"w:v", "w:rev"}  # u:orphan has no base "u"
     v = agree["w:v"]
     # pairs (A,B) concordant, (A,C) concordant, (B,C) discordant -> (2 - 1) / 3
@@ -292,7 +330,7 @@ def test_variant_agreement_misses_rank_last_and_degenerate_cases():
         "B": {"w": INF, "w:v": INF},
         "C": {"w": 2.0, "w:v": 5.0},
     }
-    agree = scoring.variant_agreement(table)
+    agree = comparisons.variant_agreement(table)
     # base ranks A < C < B(inf); variant C < {A, B}(inf, tied). Pairs: AC discordant,
     # CB concordant, AB tied in the variant -> tau_b = (1 - 1) / sqrt((3 - 0) * (3 - 1)) = 0
     assert agree["w:v"].kendall_tau == pytest.approx(0.0)
@@ -300,23 +338,23 @@ def test_variant_agreement_misses_rank_last_and_degenerate_cases():
     one = agree["w:one"]  # a single algorithm: no ranking to compare
     assert one.algorithms == ("A",) and math.isnan(one.kendall_tau)
     assert one.same_winner
-    all_miss = scoring.variant_agreement({"A": {"w": INF, "w:v": INF}, "B": {"w": INF, "w:v": INF}})
+    all_miss = comparisons.variant_agreement({"A": {"w": INF, "w:v": INF}, "B": {"w": INF, "w:v": INF}})
     assert math.isnan(all_miss["w:v"].kendall_tau) and not all_miss["w:v"].same_winner
 
 
 def test_time_ratio_and_speedup_tables():
-    ratio = scoring.time_ratio_table(TABLE, "A")
+    ratio = comparisons.time_ratio_table(TABLE, "A")
     assert math.isnan(ratio["A"].pop("w_allmiss"))  # inf / inf: no comparison
     assert ratio["A"] == {"w_tie": 1.0, "w_miss": 1.0, "w_rmax": 1.0}
     assert ratio["B"]["w_miss"] == INF and ratio["C"]["w_miss"] == 0.5
     assert ratio["C"]["w_rmax"] == pytest.approx(1.6)
     assert math.isnan(ratio["B"]["w_allmiss"])
-    speed = scoring.speedup_table(TABLE, "A")
+    speed = comparisons.speedup_table(TABLE, "A")
     assert speed["B"]["w_miss"] == 0.0 and speed["C"]["w_miss"] == 2.0
     assert speed["B"]["w_rmax"] == 0.25
-    assert scoring.speedup_table({"ref": {"w": INF}, "x": {"w": 3.0}}, "ref")["x"]["w"] == INF
+    assert comparisons.speedup_table({"ref": {"w": INF}, "x": {"w": 3.0}}, "ref")["x"]["w"] == INF
     with pytest.raises(ValueError, match="nope"):
-        scoring.speedup_table(TABLE, "nope")
+        comparisons.speedup_table(TABLE, "nope")
 
 
 # ----------------------------------------------------------------------------------
@@ -335,7 +373,7 @@ def tables(draw, min_algorithms=1):
 @settings(max_examples=200, deadline=None)
 @given(tables(), st.floats(min_value=1.01, max_value=10.0))
 def test_scores_in_unit_interval(table, r_max):
-    for s in scoring.benchmark_score(table, r_max).values():
+    for s in profiles.benchmark_score(table, r_max).values():
         assert 0.0 <= s <= 1.0
 
 
@@ -344,7 +382,7 @@ def test_scores_in_unit_interval(table, r_max):
 def test_score_one_iff_fastest_everywhere(table):
     workloads = list(next(iter(table.values())))
     best = {w: min(row[w] for row in table.values()) for w in workloads}
-    scores = scoring.benchmark_score(table)
+    scores = profiles.benchmark_score(table)
     for a, row in table.items():
         fastest = all(math.isfinite(row[w]) and row[w] == best[w] for w in workloads)
         assert (scores[a] == 1.0) == fastest
@@ -355,18 +393,18 @@ def test_score_one_iff_fastest_everywhere(table):
 def test_scaling_a_workload_leaves_profiles_unchanged(table, power, factor):
     w = "w0"
     taus = [1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 10.0]
-    before = scoring.performance_profile(table, taus)
+    before = profiles.performance_profile(table, taus)
     # a power of two scales exactly: profiles identical, even at taus equal to a ratio
     exact = {a: {**row, w: row[w] * 2.0**power} for a, row in table.items()}
-    after = scoring.performance_profile(exact, taus)
+    after = profiles.performance_profile(exact, taus)
     for a in table:
         np.testing.assert_array_equal(before[a], after[a])
     # any factor: the ratios (hence the score) agree to rounding
     scaled = {a: {**row, w: row[w] * factor} for a, row in table.items()}
-    r0, r1 = scoring.performance_ratios(table), scoring.performance_ratios(scaled)
+    r0, r1 = profiles.performance_ratios(table), profiles.performance_ratios(scaled)
     for a in table:
         assert r1[a][w] == pytest.approx(r0[a][w])
-    assert scoring.benchmark_score(scaled) == pytest.approx(scoring.benchmark_score(table))
+    assert profiles.benchmark_score(scaled) == pytest.approx(profiles.benchmark_score(table))
 
 
 @settings(max_examples=200, deadline=None)
@@ -375,18 +413,18 @@ def test_adding_a_dominated_algorithm(table, data):
     workloads = list(next(iter(table.values())))
     best = {w: min(row[w] for row in table.values()) for w in workloads}
     taus = np.linspace(0.5, 12.0, 47)
-    before = scoring.performance_profile(table, taus)
+    before = profiles.performance_profile(table, taus)
     # never faster than the best (ties allowed): the others' profiles do not move
     slack = {w: data.draw(st.sampled_from([1.0, 1.5, 3.0, INF])) for w in workloads}
     dominated = {w: best[w] * slack[w] for w in workloads}
-    after = scoring.performance_profile({**table, "new": dominated}, taus)
+    after = profiles.performance_profile({**table, "new": dominated}, taus)
     for a in table:
         np.testing.assert_array_equal(before[a], after[a])
     # strictly best somewhere: the others can only lose (profiles pointwise <=)
     target = data.draw(st.sampled_from(workloads))
     fast = dict(dominated)
     fast[target] = (best[target] if math.isfinite(best[target]) else 10.0) * 0.5
-    after = scoring.performance_profile({**table, "new": fast}, taus)
+    after = profiles.performance_profile({**table, "new": fast}, taus)
     assert np.all(after["new"][taus >= 1.0] > 0)
     for a in table:
         assert np.all(after[a] <= before[a])
@@ -396,7 +434,7 @@ def test_adding_a_dominated_algorithm(table, data):
 @given(tables(min_algorithms=2))
 def test_score_matches_integrated_profile(table):
     taus = np.linspace(1.0, 4.0, 30_001)
-    prof = scoring.performance_profile(table, taus)
-    exact = scoring.benchmark_score(table)
+    prof = profiles.performance_profile(table, taus)
+    exact = profiles.benchmark_score(table)
     for a in table:
         assert prof[a][:-1].mean() == pytest.approx(exact[a], abs=1e-3)

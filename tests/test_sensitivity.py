@@ -1,4 +1,5 @@
-"""Tests for steplab.analysis.sensitivity (Wortsman et al. 2023's LR sensitivity) and its command."""
+"""Tests for steplab.analysis.sensitivity (Wortsman et al. 2023's LR sensitivity), the sweep
+(steplab.studies.sensitivity) and its command."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from steplab import algorithms, workloads
 from steplab.analysis import sensitivity
 from steplab.errors import SpecError
 from steplab.store import open_store
-from steplab.training.loop import TrainConfig
+from steplab.studies import sensitivity as sweeps
+from steplab.training.config import TrainConfig
 
 NAN, INF = float("nan"), float("inf")
 
@@ -85,12 +87,12 @@ def test_default_ranges_by_family():
 # ----------------------------------------------------------------------------------
 def _sweep(db, seeds, base_lr=None):
     wl = workloads.get("digits-mlp", budget_steps=20)
-    algo = sensitivity.base_point(algorithms.get_algorithm("adamw-cosine"), wl)
+    algo = sweeps.base_point(algorithms.get_algorithm("adamw-cosine"), wl)
     if base_lr is not None:  # the base point's own lr plays no part: every point replaces it
         algo = dataclasses.replace(algo, lr=base_lr, hyperparameters={**algo.hyperparameters, "lr": base_lr})
     assert algo.weight_decay == wl.default_hyperparameters["weight_decay"]  # the calibrated point
     with open_store(db) as store:
-        r = sensitivity.sweep(wl, algo, [1e-3, 3e-2, 30.0], seeds, store=store,
+        r = sweeps.sweep(wl, algo, [1e-3, 3e-2, 30.0], seeds, store=store,
                               config=TrainConfig(threads=1, record_norms=False))
         n = len(store.list_trials())
     return r, n
@@ -100,7 +102,7 @@ def test_sweep_runs_every_point_once_and_resumes(tmp_path):
     db = str(tmp_path / "s.db")
     r, n = _sweep(db, [0])
     assert n == 3 and r.complete_seeds() == [0] and r.workload == "digits-mlp"
-    init = sensitivity.init_loss(workloads.get("digits-mlp"), 0, "validation/loss")
+    init = sweeps.init_loss(workloads.get("digits-mlp"), 0, "validation/loss")
     assert all(p.init_loss == init for p in r.points) and init > 2.0  # ~ln 10 at initialization
     by_lr = {p.lr: p for p in r.points}
     assert by_lr[30.0].diverged  # lr 30 blows up: counted as L_init
@@ -138,14 +140,14 @@ def test_report_shows_a_column_where_a_sweep_exists(tmp_path):
 
     db = str(tmp_path / "r.db")
     wl = workloads.get("digits-mlp", budget_steps=10)
-    algo = sensitivity.base_point(algorithms.get_algorithm("adamw-cosine"), wl)
+    algo = sweeps.base_point(algorithms.get_algorithm("adamw-cosine"), wl)
     cfg = TrainConfig(threads=1, record_norms=False)
     with open_store(db) as store:
         study = store.create_study("bench", "benchmark", {})
         for name in ("adamw-cosine", "sgd-nesterov-cosine"):
             run_trial(wl, algorithms.get_algorithm(name).resolved(), 0, store=store, study_id=study, config=cfg)
         without = report.render_html(store, study)
-        r = sensitivity.sweep(wl, algo, [1e-3, 1e-2], [0], store=store, config=cfg)
+        r = sweeps.sweep(wl, algo, [1e-3, 1e-2], [0], store=store, config=cfg)
         html = report.render_html(store, study)
     assert "LR sensitivity" not in without
     assert "<th class='n'>LR sensitivity</th>" in html

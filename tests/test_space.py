@@ -9,7 +9,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from steplab.errors import SpecError
 from steplab.algorithms.space import (
     Choice,
     LogUniform,
@@ -19,6 +18,7 @@ from steplab.algorithms.space import (
     space_from_dict,
     space_to_dict,
 )
+from steplab.errors import SpecError
 
 SPACE = {
     "lr": {"log_uniform": [1e-4, 1e-1]},

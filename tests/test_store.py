@@ -348,3 +348,44 @@ def test_sigkill_mid_write_keeps_finished_trial(tmp_path: Path) -> None:
         assert [t.id for t in store.list_trials()] == [finished.id]
     finally:
         store.close()
+
+
+# ------------------------------------------------------------------ passwords never shown
+SECRET = "s3cr3t-pw"
+
+
+@pytest.mark.parametrize("url", [
+    f"postgresql://user:{SECRET}@host:99x/db",  # SQLAlchemy cannot parse the port (ValueError)
+    f"://user:{SECRET}@host/db",  # no scheme (ArgumentError)
+    f"postgres ql://user:{SECRET}@host/db",  # a space in the scheme (ArgumentError)
+    f"postgresql+nodriver://user:{SECRET}@host/db",  # no such driver
+    f"postgresql+psycopg://user:{SECRET}@127.0.0.1:1/db",  # nothing listens there
+    f"postgresql+psycopg://user:p@ss{SECRET}@127.0.0.1:1/db",  # an unencoded '@' in the password
+])
+def test_an_error_never_shows_the_password(url: str) -> None:
+    from steplab.store import admin
+
+    for call in (lambda: open_store(url), lambda: admin.info(url), lambda: admin.upgrade(url)):
+        with pytest.raises(StoreError) as info:
+            call()
+        message = str(info.value)
+        assert SECRET not in message and "***" in message and "\n" not in message, message
+
+
+def test_redact_url() -> None:
+    from steplab.store import redact_url
+
+    assert redact_url(f"postgresql+psycopg://u:{SECRET}@h:5432/db") == "postgresql+psycopg://u:***@h:5432/db"
+    assert redact_url(f"postgresql://u:{SECRET}@h:99x/db") == "postgresql://u:***@h:99x/db"  # unparsable
+    assert redact_url(f"postgresql://u:p@ss{SECRET}@h/db") == "postgresql://u:***@h/db"  # '@' in the password
+    assert redact_url("sqlite:///runs.db") == "sqlite:///runs.db"
+    assert redact_url("postgresql://u@h/db") == "postgresql://u@h/db"
+
+
+def test_a_live_store_never_shows_the_password(pg_url: str) -> None:
+    url = pg_url.replace("://postgres@", f"://postgres:{SECRET}@")  # the test server trusts any password
+    with open_store(url) as store:
+        with pytest.raises(StoreError) as info:
+            store.get_trial(99)
+        shown = [store.url, repr(store), str(info.value)]
+        assert all(SECRET not in s and "***" in s for s in shown), shown

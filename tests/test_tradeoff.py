@@ -10,11 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from steplab import algorithms
-from steplab.studies import bench, tradeoff
 from steplab import schedules as S
 from steplab.cli import app
 from steplab.errors import SpecError
 from steplab.store import open_store
+from steplab.studies import bench, tradeoff
 from steplab.studies.tradeoff import Point
 
 runner = CliRunner()

@@ -10,9 +10,11 @@ import pytest
 import torch
 
 from steplab import algorithms, workloads
-from steplab.studies.bench import get_suite
 from steplab.store import open_store
-from steplab.training.loop import TrainConfig, pick_device, run_trial
+from steplab.studies.bench import get_suite
+from steplab.training.config import TrainConfig, pick_device
+from steplab.training.loop import Divergence, run_trial
+from steplab.workloads.base import Target
 
 ADAMW = algorithms.get_algorithm("adamw-cosine")
 
@@ -89,6 +91,37 @@ def test_a_broken_workload_is_a_failed_trial_not_a_crash():
 
     r = run_trial(Broken(workloads.get("logreg"), 0), ADAMW.resolved(), 0)
     assert r.status == "failed" and "shape mismatch" in r.message and "\n" not in r.message
+
+
+def test_a_trial_that_reaches_its_target_then_crashes_is_failed_not_reached():
+    class CrashLate(SlowEval):
+        """Breaks at the 41st update, after the target was reached (around update 6)."""
+
+        updates = 0
+
+        def loss(self, model, batch):
+            self.updates += 1
+            if self.updates > 40:
+                raise RuntimeError("CUDA out of memory")
+            return self._inner.loss(model, batch)
+
+    wl = workloads.get("logreg", budget_steps=60, target=Target("validation/loss", 0.6, "min"))
+    store = open_store("sqlite://")
+    algo = ADAMW.with_hyperparameters({"lr": 0.03, "weight_decay": 0.0})
+    r = run_trial(CrashLate(wl, 0), algo, 0, store=store, config=TrainConfig(stop_at_target=False, threads=1))
+    assert r.status == "failed" and "out of memory" in r.message and r.steps == 40
+    assert not r.reached and math.isinf(r.time_to_target_s) and math.isinf(r.steps_to_target)
+    assert store.get_trial(r.id).status == "failed"
+
+
+def test_one_divergence_rule_resets_its_reference_and_watches_only_loss_metrics():
+    rule = Divergence(20.0, frozenset({0, 5}))
+    assert rule.check_loss(0, 1.0) is None and rule.check_loss(3, 19.0) is None
+    assert "loss 25 at step 4" in rule.check_loss(4, 25.0)
+    assert rule.check_loss(5, 25.0) is None  # a reset (a task switch): the new reference
+    assert rule.check_loss(6, 400.0) is None and rule.check_loss(7, math.inf) is not None
+    assert Divergence.check_metric("validation/accuracy", math.nan, 10) is None
+    assert "validation/loss is nan at step 10" in Divergence.check_metric("validation/loss", math.nan, 10)
 
 
 def test_schedule_reaches_the_optimizer():

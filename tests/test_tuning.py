@@ -14,11 +14,11 @@ import numpy as np
 import optuna
 import pytest
 
-from steplab.analysis import laws
 from steplab import schedules
-from steplab.studies import tuning
+from steplab.analysis import laws
 from steplab.errors import SpecError
 from steplab.store import open_store
+from steplab.studies import tuning
 
 T = 400
 
@@ -67,7 +67,7 @@ def test_predict_pruner_never_prunes_the_grid_best(order: list[float]) -> None:
     """Trials follow exact annealing laws; the full grid's best (lr = 1e-2) must survive
     wherever it comes, and trials clearly worse than the incumbent must be pruned."""
     pp = tuning.PredictPruner(lambda tr: (cosine_lrs(tr.params["lr"]), 0), T, checkpoints=(0.1, 0.2, 0.4))
-    study = optuna.create_study(pruner=tuning._as_optuna_pruner(pp))
+    study = optuna.create_study(pruner=tuning.optuna_pruner(pp))
     dist = {"lr": optuna.distributions.FloatDistribution(1e-4, 1.0, log=True)}
     eval_steps = np.arange(8, T + 1, 8)
     outcome, incumbent = {}, math.inf
@@ -132,7 +132,7 @@ def test_bad_specs_are_one_line_errors() -> None:
 
 KILLED = """
 import sys
-from steplab import tuning
+from steplab.studies import tuning
 from steplab.store import open_store
 spec = tuning.TuneSpec("logreg", "adamw-cosine", "predict", budget_steps=900, trial_steps=100,
                        params=("lr", "weight_decay"), evals=20)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from steplab.studies import tuning
 from steplab.store import open_store
+from steplab.studies import tuning
 
 tune = pytest.importorskip("ray.tune", reason="the ray extra (ray[tune]) is not installed")
 

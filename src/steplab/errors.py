@@ -1,8 +1,12 @@
 """One exception family per kind of failure (DESIGN.md, "Conventions").
 
 Every message is one line that names the problem and the fix. The CLI prints it without a
-traceback and exits non-zero.
+traceback and exits non-zero. :func:`read_text_file` is the one place a spec file is read.
 """
+
+from __future__ import annotations
+
+import os
 
 
 class SteplabError(Exception):
@@ -29,3 +33,21 @@ class SourceError(SteplabError, ValueError):
     """An outside training log (TensorBoard, MLflow, CSV) is missing, unreadable or
     malformed: a missing tag or column, steps that go backwards, an empty file, an unknown
     run."""
+
+
+def read_text_file(path: str | os.PathLike[str], what: str, hint: str) -> str:
+    """The UTF-8 text of the file at ``path``. Any failure to read it (missing, a folder, no
+    permission, not UTF-8, a NUL in the path) raises one ``SpecError`` line naming ``what``
+    the file is (``"algorithm file"``) and ``hint``, the fix (``"give a .toml file"``)."""
+    shown = repr(os.fspath(path))
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise SpecError(f"{what} {shown} cannot be read: not found; {hint}") from None
+    except OSError as e:
+        raise SpecError(f"{what} {shown} cannot be read ({e.strerror or e}); {hint}") from None
+    except UnicodeDecodeError as e:
+        raise SpecError(f"{what} {shown} is not UTF-8 text ({e.reason}); save it as UTF-8") from None
+    except ValueError as e:  # a NUL in the path
+        raise SpecError(f"{what} {shown} cannot be opened ({e}); fix the path") from None

@@ -22,6 +22,9 @@ and ``gamma_k = eta_k^2 G_k^2 + gamma_{k+1}``,
 
 So the bound is well defined exactly when the last used LR ``eta_T`` is positive.
 
+What the bound says about horizons (LR transfer) and WSD cooldowns is in
+:mod:`steplab.analysis.horizons`.
+
 Conventions: ``lrs``/``multipliers`` are the values a run uses, update ``k = 0 .. T-1``
 (``eta_{k+1}`` in the paper's 1-indexed notation), as :func:`schedule_multipliers` returns
 them. ``grad_norms`` (default all ones) are ``G_t`` on the same steps.
@@ -30,7 +33,7 @@ them. ``grad_norms`` (default all ones) are ``G_t`` on the same steps.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -42,18 +45,14 @@ from steplab.errors import SpecError
 
 __all__ = [
     "BoundTerms",
-    "CooldownPlan",
     "bound_terms",
-    "continue_vs_restart",
-    "fit_horizon_power_law",
     "minimize_bound",
+    "nonnegative_vector",
     "optimal_base_lr",
-    "optimal_cooldown",
-    "power_law_lr",
     "prefix_bounds",
     "prefix_optimal",
+    "resample_norms",
     "schedule_multipliers",
-    "transfer_lr",
 ]
 
 _CHUNK_ELEMENTS = 2_000_000  # prefix_bounds works on (rows x T) blocks of about this size
@@ -62,7 +61,9 @@ _CHUNK_ELEMENTS = 2_000_000  # prefix_bounds works on (rows x T) blocks of about
 # ----------------------------------------------------------------------------------
 # Input checks
 # ----------------------------------------------------------------------------------
-def _vector(values: ArrayLike, what: str) -> np.ndarray:
+def nonnegative_vector(values: ArrayLike, what: str) -> np.ndarray:
+    """``values`` as a non-empty 1-D float array, finite and ``>= 0``; a ``SpecError`` naming
+    ``what`` otherwise."""
     arr = np.asarray(values, dtype=np.float64)
     if arr.ndim != 1 or arr.size == 0:
         raise SpecError(f"{what} must be a non-empty 1-D sequence, got shape {arr.shape}")
@@ -80,11 +81,11 @@ def _vector(values: ArrayLike, what: str) -> np.ndarray:
 def _inputs(
     lrs: ArrayLike, grad_norms: ArrayLike | None, D: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    eta = _vector(lrs, "lrs")
+    eta = nonnegative_vector(lrs, "lrs")
     if grad_norms is None:
         g = np.ones_like(eta)
     else:
-        g = _vector(grad_norms, "grad_norms")
+        g = nonnegative_vector(grad_norms, "grad_norms")
         if g.size != eta.size:
             raise SpecError(
                 f"grad_norms has {g.size} entries but lrs has {eta.size}; give one gradient norm per step"
@@ -99,14 +100,15 @@ def _reverse_cumsum(x: np.ndarray) -> np.ndarray:
     return np.cumsum(x[::-1])[::-1]
 
 
-def _resample(grad_norms: ArrayLike | None, steps: int) -> np.ndarray | None:
-    """A gradient-norm curve on normalized time ``[0, 1]``, linearly resampled to ``steps``."""
+def resample_norms(grad_norms: ArrayLike | None, budget_steps: int) -> np.ndarray | None:
+    """A gradient-norm curve on normalized time ``[0, 1]``, linearly resampled to
+    ``budget_steps`` updates (``None`` stays ``None``: all ones)."""
     if grad_norms is None:
         return None
-    g = _vector(grad_norms, "grad_norms")
+    g = nonnegative_vector(grad_norms, "grad_norms")
     if g.size == 1:
-        return np.full(steps, g[0])
-    return np.interp(np.linspace(0.0, 1.0, steps), np.linspace(0.0, 1.0, g.size), g)
+        return np.full(budget_steps, g[0])
+    return np.interp(np.linspace(0.0, 1.0, budget_steps), np.linspace(0.0, 1.0, g.size), g)
 
 
 # ----------------------------------------------------------------------------------
@@ -238,20 +240,20 @@ def prefix_optimal(
 
 
 def schedule_multipliers(
-    spec: schedules.ScheduleSpec | Mapping[str, Any] | str, steps: int
+    spec: schedules.ScheduleSpec | Mapping[str, Any] | str, budget_steps: int
 ) -> np.ndarray:
-    """The multipliers ``s(k), k = 0..steps-1`` that steplab's schedule ``spec`` (anything
-    :func:`steplab.schedules.build` takes) uses in a ``steps``-step run.
+    """The multipliers ``s(k), k = 0..budget_steps-1`` that steplab's schedule ``spec``
+    (anything :func:`steplab.schedules.build` takes) uses in a ``budget_steps``-step run.
 
-    With steplab's convention a decay reaches its end value at ``k = steps``, one past the
-    last update, so the last used value of a decay to 0 is already non-zero (``1/steps``
+    With steplab's convention a decay reaches its end value at ``k = budget_steps``, one past
+    the last update, so the last used value of a decay to 0 is already non-zero (``1/T``
     for linear decay). That is the "build for ``T + 1`` steps, evaluate on the first ``T``"
     rule of Schaipp et al.'s code (reference sheet §7.3, §7.5): no correction is needed. A
     schedule whose used values end in an exact 0 (e.g. a piecewise spec ending at 0) gets a
     clear ``SpecError`` from :func:`bound_terms`.
     """
-    fn = schedules.build(spec, steps)
-    return np.asarray(schedules.values(fn, steps), dtype=np.float64)
+    fn = schedules.build(spec, budget_steps)
+    return np.asarray(schedules.values(fn, budget_steps), dtype=np.float64)
 
 
 # ----------------------------------------------------------------------------------
@@ -281,7 +283,7 @@ def minimize_bound(grad_norms: ArrayLike, D: float = 1.0, *, maxiter: int = 20_0
     Returns the raw sequence (absolute LRs for this ``D``); normalize by its max to use it
     as a schedule. Raises ``SpecError`` on non-positive or non-finite norms.
     """
-    g = _vector(grad_norms, "grad_norms")
+    g = nonnegative_vector(grad_norms, "grad_norms")
     if np.any(g == 0.0):
         raise SpecError(
             "grad_norms must be > 0 for minimize_bound (a zero norm makes the optimal LR unbounded)"
@@ -307,159 +309,3 @@ def minimize_bound(grad_norms: ArrayLike, D: float = 1.0, *, maxiter: int = 20_0
         },
     )
     return np.asarray(res.x, dtype=np.float64)
-
-
-# ----------------------------------------------------------------------------------
-# Horizon transfer
-# ----------------------------------------------------------------------------------
-def _spec_optimum(
-    spec: Any, steps: int, grad_norms: ArrayLike | None, D: float = 1.0
-) -> tuple[float, float]:
-    return optimal_base_lr(schedule_multipliers(spec, steps), _resample(grad_norms, steps), D)
-
-
-def _positive(value: float, what: str) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float, np.floating))
-        or not np.isfinite(value)
-        or value <= 0
-    ):
-        raise SpecError(f"{what} must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
-def transfer_lr(
-    spec: schedules.ScheduleSpec | Mapping[str, Any] | str,
-    from_steps: int,
-    lr: float,
-    to_steps: int,
-    grad_norms: ArrayLike | None = None,
-) -> float:
-    """Peak LR for ``to_steps`` given ``lr`` tuned at ``from_steps`` for the same schedule:
-    ``lr * gamma*(to_steps) / gamma*(from_steps)`` (the bound's rule, Schaipp et al. 2025,
-    §5 / reference ``scripts/multiple_horizon.py``).
-
-    ``grad_norms``, if given, is a measured norm curve on normalized time; it is resampled
-    to each horizon with ``np.interp``. Its scale (and ``D``) cancel in the ratio.
-    """
-    lr = _positive(lr, "lr")
-    g_from, _ = _spec_optimum(spec, from_steps, grad_norms)
-    g_to, _ = _spec_optimum(spec, to_steps, grad_norms)
-    return lr * g_to / g_from
-
-
-def fit_horizon_power_law(
-    horizons: Sequence[float] | np.ndarray, lrs: Sequence[float] | np.ndarray
-) -> tuple[float, float]:
-    """``(A, B)`` of ``lr*(T) = A * T^B`` by least squares in log-log space (Bjorck et al.
-    2024, "Scaling Optimal LR Across Token Horizons", arXiv 2409.19913; B < 0 means longer
-    runs want smaller LRs). Needs tuned LRs at two or more distinct horizons."""
-    h = _vector(horizons, "horizons")
-    y = _vector(lrs, "lrs")
-    if h.size != y.size:
-        raise SpecError(
-            f"horizons has {h.size} entries but lrs has {y.size}; give one tuned LR per horizon"
-        )
-    if np.any(h <= 0) or np.any(y <= 0):
-        raise SpecError("horizons and lrs must all be > 0 to fit a power law in log-log space")
-    if np.unique(h).size < 2:
-        raise SpecError("fit_horizon_power_law needs tuned LRs at two or more distinct horizons")
-    slope, intercept = np.polyfit(np.log(h), np.log(y), 1)
-    return float(np.exp(intercept)), float(slope)
-
-
-def power_law_lr(A: float, B: float, steps: float) -> float:
-    """``A * steps^B``: the power-law rule's LR at horizon ``steps`` (Bjorck et al. 2024)."""
-    return float(_positive(A, "A") * _positive(steps, "steps") ** float(B))
-
-
-# ----------------------------------------------------------------------------------
-# Cooldown planning
-# ----------------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class CooldownPlan:
-    """WSD cooldown fractions scored by the bound at their own optimal base LR."""
-
-    fractions: np.ndarray  # the grid of cooldown fractions (of the whole run)
-    omegas: np.ndarray  # Omega* per fraction
-    gammas: np.ndarray  # gamma* (optimal peak LR for D = 1, G as given) per fraction
-    best_fraction: float  # fraction with the smallest Omega*
-
-
-def _wsd(decay: float, shape: str) -> dict[str, Any]:
-    return {"name": "wsd", "decay": float(decay), "shape": shape}
-
-
-def optimal_cooldown(
-    steps: int,
-    *,
-    shape: str = "linear",
-    grid: Sequence[float] | np.ndarray | None = None,
-    grad_norms: ArrayLike | None = None,
-    D: float = 1.0,
-) -> CooldownPlan:
-    """Best cooldown fraction of a WSD run (``{"name": "wsd", "decay": c, "shape": shape}``,
-    shapes ``linear``, ``cosine``, ``1-sqrt``, ``square``) of ``steps`` updates, each
-    fraction at its own optimal LR (Schaipp et al. 2025, §4 / ``scripts/lr_transfer.py``).
-
-    ``grid`` defaults to ``0, 0.05, ..., 1`` (0 is a constant LR, 1 a full decay).
-    ``grad_norms`` is a norm curve on normalized time, resampled to ``steps``.
-    """
-    fracs = np.round(np.linspace(0.0, 1.0, 21), 12) if grid is None else _vector(grid, "grid")
-    if np.any(fracs > 1.0):
-        raise SpecError("cooldown fractions in grid must lie in [0, 1]")
-    g = _resample(grad_norms, steps)
-    gammas = np.empty(fracs.size)
-    omegas = np.empty(fracs.size)
-    for i, c in enumerate(fracs):
-        gammas[i], omegas[i] = optimal_base_lr(schedule_multipliers(_wsd(c, shape), steps), g, D)
-    return CooldownPlan(
-        fractions=fracs, omegas=omegas, gammas=gammas, best_fraction=float(fracs[np.argmin(omegas)])
-    )
-
-
-def continue_vs_restart(
-    from_steps: int,
-    to_steps: int,
-    *,
-    decay: float = 0.2,
-    shape: str = "linear",
-    grad_norms: ArrayLike | None = None,
-) -> dict[str, float]:
-    """Extend a WSD run tuned at ``from_steps`` (peak LR ``gamma*(from)``) to ``to_steps``.
-
-    * continue: resume from the end of its stable phase (``stable_steps`` =
-      ``from_steps - round(decay * from_steps)`` updates already paid), keep the peak LR and
-      the cooldown fraction; costs ``to_steps - stable_steps`` more updates.
-    * restart: a fresh WSD run at ``to_steps`` with its own optimal LR; costs ``to_steps``.
-
-    Returns a dict with ``lr_from``, ``lr_restart`` (both gamma* for D = 1), ``omega_continue``
-    (bound at ``to_steps`` with ``lr_from``), ``omega_restart`` (``Omega*(to_steps)``),
-    ``ratio = omega_continue / omega_restart`` (>= 1: the bound's price of not retuning),
-    ``stable_steps``, ``steps_continue``, ``steps_restart`` (Schaipp et al. 2025, §5.2 /
-    ``scripts/horizon_transfer.py`` for the setting).
-    """
-    for name, value in (("from_steps", from_steps), ("to_steps", to_steps)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise SpecError(f"{name} must be a positive integer, got {value!r}")
-    if to_steps <= from_steps:
-        raise SpecError(
-            f"to_steps ({to_steps}) must exceed from_steps ({from_steps}) to extend a run"
-        )
-    spec = _wsd(decay, shape)
-    lr_from, _ = _spec_optimum(spec, from_steps, grad_norms)
-    lr_to, omega_restart = _spec_optimum(spec, to_steps, grad_norms)
-    g_to = _resample(grad_norms, to_steps)
-    omega_continue = bound_terms(lr_from * schedule_multipliers(spec, to_steps), g_to).total
-    stable = int(from_steps - round(decay * from_steps))
-    return {
-        "lr_from": lr_from,
-        "lr_restart": lr_to,
-        "omega_continue": float(omega_continue),
-        "omega_restart": omega_restart,
-        "ratio": float(omega_continue / omega_restart),
-        "stable_steps": float(stable),
-        "steps_continue": float(to_steps - stable),
-        "steps_restart": float(to_steps),
-    }

@@ -28,9 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from steplab.analysis import bound, laws
 from steplab import schedules
-from steplab.errors import SpecError
+from steplab.analysis import bound, laws
+from steplab.analysis.law_curves import MIN_POINTS, Curve, prepare_curve
+from steplab.analysis.law_fit import fit_annealing, fit_multipower
+from steplab.errors import SpecError, read_text_file
 
 LAWS = ("annealing", "multipower")
 
@@ -72,7 +74,7 @@ class Run:
         """The run's length T in updates."""
         return int(len(self.lrs))
 
-    def curve(self, *, upto: int | None = None, max_points: int = 400, smooth: int | None = None) -> laws.Curve:
+    def curve(self, *, upto: int | None = None, max_points: int = 400, smooth: int | None = None) -> Curve:
         """The (smoothed, subsampled) curve of the losses taken after fewer than ``upto``
         updates (default all)."""
         n = len(self.steps) if upto is None else int(np.searchsorted(self.steps, int(upto)))
@@ -81,7 +83,7 @@ class Run:
         last = int(self.steps[n - 1])
         # a loss taken after all T updates needs an lr entry T (never applied): repeat the last
         lrs = self.lrs if last < len(self.lrs) else np.concatenate([self.lrs, np.repeat(self.lrs[-1:], last + 1 - len(self.lrs))])
-        return laws.prepare_curve(self.steps[:n], lrs[: last + 1], self.losses[:n], max_points=max_points,
+        return prepare_curve(self.steps[:n], lrs[: last + 1], self.losses[:n], max_points=max_points,
                                   smooth=self.smooth if smooth is None else smooth)
 
 
@@ -116,10 +118,10 @@ def load_run(store: Any, trial_id: int, metric: str | None = None) -> Run:
         return Run(int(trial_id), steps.astype(np.int64), lrs, losses.astype(np.float64), warmup_steps_of(lrs))
     rows = store.evals(trial_id)
     picked = sorted((r.step, r.value) for r in rows if r.metric == metric and 1 <= r.step <= len(steps))
-    if len(picked) < laws.MIN_POINTS:
+    if len(picked) < MIN_POINTS:
         known = sorted({r.metric for r in rows})
         raise SpecError(f"trial {trial_id} has {len(picked)} evaluations of {metric!r} (a fit needs "
-                        f"{laws.MIN_POINTS}); its metrics: {', '.join(known) or 'none'}")
+                        f"{MIN_POINTS}); its metrics: {', '.join(known) or 'none'}")
     at, values = zip(*picked, strict=True)
     return Run(int(trial_id), np.asarray(at, dtype=np.int64), lrs, np.asarray(values, dtype=np.float64),
                warmup_steps_of(lrs), smooth=1)
@@ -163,15 +165,12 @@ class FittedLaw:
 def load_law(path: str | Path) -> FittedLaw:
     """A law file written by :meth:`FittedLaw.save` / ``steplab predict fit --out``."""
     p = Path(path)
+    text = read_text_file(p, "law file", "give the file `steplab predict fit --out` wrote")
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SpecError(f"law file {str(p)!r} not found; write one with `steplab predict fit`") from None
-    except OSError as e:
-        raise SpecError(f"law file {str(p)!r} cannot be read ({e.strerror or e}); give the file `steplab predict fit --out` wrote") from None
+        data = json.loads(text)
     except json.JSONDecodeError as e:
         raise SpecError(f"law file {str(p)!r} is not JSON ({e.msg}); write one with `steplab predict fit`") from None
-    except (ValueError, RecursionError):  # not UTF-8, a NUL in the path, a number too long, nesting too deep
+    except (ValueError, RecursionError):  # a number too long, nesting too deep
         raise SpecError(f"law file {str(p)!r} is not a steplab law file; write one with `steplab predict fit`") from None
     return FittedLaw.from_dict(data)
 
@@ -207,9 +206,9 @@ def fit_runs(runs: Sequence[Run], law: str = "annealing", *, lam: float | str = 
     w = warm.pop()
     curves = [r.curve(upto=upto) for r in runs]
     if law == "annealing":
-        res = laws.fit_annealing(curves, lam=lam, warmup_steps=w, include_warmup=include_warmup)
+        res = fit_annealing(curves, lam=lam, warmup_steps=w, include_warmup=include_warmup)
     else:
-        res = laws.fit_multipower(curves, warmup_steps=w)
+        res = fit_multipower(curves, warmup_steps=w)
     return FittedLaw(res.law, res.residual, res.rmse_log, res.n_points, tuple(r.trial_id for r in runs),
                      max(r.peak_lr for r in runs), tuple(r.updates for r in runs))
 
@@ -221,26 +220,27 @@ def fit_trials(store: Any, trial_ids: Sequence[int], law: str = "annealing", *, 
 
 
 # ---------------------------------------------------------------------------------- predicting
-def schedule_lrs(spec: Any, steps: int, peak_lr: float) -> tuple[np.ndarray, int]:
-    """Absolute LRs of a ``steps``-update run of ``spec`` at ``peak_lr``, and its warm-up steps."""
-    mult = bound.schedule_multipliers(spec, steps)
+def schedule_lrs(spec: Any, budget_steps: int, peak_lr: float) -> tuple[np.ndarray, int]:
+    """Absolute LRs of a ``budget_steps``-update run of ``spec`` at ``peak_lr``, and its
+    warm-up steps."""
+    mult = bound.schedule_multipliers(spec, budget_steps)
     return peak_lr * mult, warmup_steps_of(mult)
 
 
-def predict_curve(law: laws.Law, spec: Any, steps: int, peak_lr: float) -> np.ndarray:
-    """Predicted training loss after ``s = 1..steps`` updates of ``spec`` at ``peak_lr``."""
+def predict_curve(law: laws.Law, spec: Any, budget_steps: int, peak_lr: float) -> np.ndarray:
+    """Predicted training loss after ``s = 1..budget_steps`` updates of ``spec`` at ``peak_lr``."""
     if isinstance(law, laws.PowerLawBaseline):
-        return law.predict(np.arange(1, steps + 1))
-    lrs, w = schedule_lrs(spec, steps, peak_lr)
+        return law.predict(np.arange(1, budget_steps + 1))
+    lrs, w = schedule_lrs(spec, budget_steps, peak_lr)
     return dataclasses.replace(law, warmup_steps=w).predict(lrs)
 
 
-def final_loss(law: laws.Law, spec: Any, steps: int, peak_lr: float) -> float:
+def final_loss(law: laws.Law, spec: Any, budget_steps: int, peak_lr: float) -> float:
     """The predicted loss at the end of the run."""
-    return float(predict_curve(law, spec, steps, peak_lr)[-1])
+    return float(predict_curve(law, spec, budget_steps, peak_lr)[-1])
 
 
-def best_in_family(law: laws.Law, family: str, steps: int, peak_lr: float, *,
+def best_in_family(law: laws.Law, family: str, budget_steps: int, peak_lr: float, *,
                    warmup: float = 0.0) -> list[tuple[schedules.ScheduleSpec, float]]:
     """Every spec of ``family`` (:data:`FAMILIES`, with a ``warmup`` fraction added) with
     its predicted final loss, best first."""
@@ -249,7 +249,7 @@ def best_in_family(law: laws.Law, family: str, steps: int, peak_lr: float, *,
     out = []
     for d in FAMILIES[family]:
         spec = schedules.spec_from({**d, "warmup": warmup} if warmup else d)
-        loss = final_loss(law, spec, steps, peak_lr)
+        loss = final_loss(law, spec, budget_steps, peak_lr)
         out.append((spec, loss if math.isfinite(loss) else math.inf))
     return sorted(out, key=lambda x: x[1])
 

@@ -11,8 +11,10 @@ Given the per-step gradient norms ``g_1..g_T`` of one run:
 1. drop non-finite and non-positive values; resample to ``n = 10,000`` points on normalized
    time ``[0, 1]`` when shorter (the reference also drops two points at each end to work
    around wandb exports; we do not, a steplab trace has no such artefact);
-2. smooth with a median filter of odd width ``2*floor(floor(tau*n)/2)+1``, the right end
-   padded by reflection (twice the width, then cropped), the left with nearest values;
+2. smooth with a median filter of odd width ``2*floor(floor(tau*n)/2)+1``, taken on the
+   10,000-point grid whatever the trace's length (the reference's ``nvals``: a longer trace
+   is filtered at its own resolution with that width, then resampled to the grid), the right
+   end padded by reflection (twice the width, then cropped), the left with nearest values;
 3. weights ``w_t = g_t^-2`` (SGD, l2 norms) or ``w_t = g_t^-1`` (Adam / sign-like, l1 norms,
    the paper's l-infinity geometry);
 4. ``eta_t = w_t * sum_{p>t} w_p`` (Algorithm 1; the last step gets 0); this is the
@@ -57,29 +59,29 @@ class Refinement:
     smoothed: np.ndarray  # after the median filter
     multipliers: np.ndarray  # the refined schedule, max 1, last 0
     spec: schedules.ScheduleSpec  # ``piecewise`` spec, replays at any length
-    steps: int  # the run length the spec was resampled for
+    budget_steps: int  # the run length the spec was resampled for
     norm: str
     tau: float
     method: str  # "closed-form" or "exact"
     warmup_steps: int = 0
 
-    def schedule(self, total_steps: int | None = None) -> schedules.Schedule:
-        """The refined schedule for a run of ``total_steps`` (default: :attr:`steps`)."""
-        return schedules.build(self.spec, total_steps or self.steps)
+    def schedule(self, budget_steps: int | None = None) -> schedules.Schedule:
+        """The refined schedule for a run of ``budget_steps`` (default: :attr:`budget_steps`)."""
+        return schedules.build(self.spec, budget_steps or self.budget_steps)
 
-    def values(self, total_steps: int | None = None) -> np.ndarray:
+    def values(self, budget_steps: int | None = None) -> np.ndarray:
         """Multipliers of updates ``0 .. T'-1``."""
-        t = total_steps or self.steps
+        t = budget_steps or self.budget_steps
         return np.asarray(schedules.values(self.schedule(t), t))
 
 
 # ---------------------------------------------------------------------------------- steps 1-2
-def clean_norms(grad_norms: Sequence[float] | np.ndarray, steps: Sequence[float] | np.ndarray | None = None,
+def clean_norms(grad_norms: Sequence[float] | np.ndarray, trace_steps: Sequence[float] | np.ndarray | None = None,
                 *, n: int = GRID_POINTS) -> np.ndarray:
     """Step 1: drop non-finite and non-positive norms, then linearly resample to ``n``
     points on normalized time when shorter (longer traces are kept as they are)."""
     g = np.asarray(grad_norms, dtype=np.float64).ravel()
-    x = np.arange(len(g), dtype=np.float64) if steps is None else np.asarray(steps, dtype=np.float64).ravel()
+    x = np.arange(len(g), dtype=np.float64) if trace_steps is None else np.asarray(trace_steps, dtype=np.float64).ravel()
     if len(x) != len(g):
         raise SpecError(f"refine: {len(g)} gradient norms but {len(x)} steps; pass one step per norm")
     keep = np.isfinite(g) & (g > 0) & np.isfinite(x)
@@ -104,15 +106,18 @@ def filter_width(tau: float, n: int) -> int:
     return 2 * math.floor(math.floor(tau * n) / 2) + 1
 
 
-def smooth_norms(norms: np.ndarray, tau: float = 0.1) -> np.ndarray:
-    """Step 2: median filter of width ``tau`` (fraction of the run): right end
-    reflect-padded by twice the width then cropped, left end nearest-value (as the reference
-    README describes), via ``scipy.ndimage.median_filter``. ``tau = 0`` is no smoothing.
+def smooth_norms(norms: np.ndarray, tau: float = 0.1, *, grid_points: int = GRID_POINTS) -> np.ndarray:
+    """Step 2: median filter of width ``filter_width(tau, grid_points)``: ``tau`` of the
+    reference's 10,000-point grid (``visual.py`` takes the width from ``nvals``, not from the
+    trace, so a trace longer than the grid is filtered with a narrower share of the run);
+    right end reflect-padded by twice the width then cropped, left end nearest-value (as the
+    reference README describes), via ``scipy.ndimage.median_filter``. ``tau = 0`` is no
+    smoothing.
     As in the reference, nearest padding makes the first norm fill half the window at the
     left end, so the first ``tau/2`` of the run follows that one value; keep a fixed
     warm-up there if it matters (``warmup_steps``)."""
     _check_tau(tau)
-    width = filter_width(tau, len(norms))
+    width = filter_width(tau, grid_points)
     if width <= 1:
         return np.asarray(norms, dtype=np.float64).copy()
     pad = 2 * width
@@ -156,25 +161,25 @@ def exact(smoothed: np.ndarray, norm: str = "l2", *, points: int = EXACT_POINTS)
     return grid, eta / eta.max()
 
 
-def to_spec(grid: np.ndarray, multipliers: np.ndarray, steps: int, *, warmup_steps: int = 0,
+def to_spec(grid: np.ndarray, multipliers: np.ndarray, budget_steps: int, *, warmup_steps: int = 0,
             max_points: int = MAX_SPEC_POINTS) -> schedules.ScheduleSpec:
-    """Resample a schedule on normalized time to a run of ``steps`` updates as a
+    """Resample a schedule on normalized time to a run of ``budget_steps`` updates as a
     ``piecewise`` spec: one point per step up to ``max_points`` steps, else ``max_points``
     even segments; ``warmup_steps`` multiplies by a linear ramp ``min(1, (k+1)/W)``
     (schedules.warmup's convention)."""
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise SpecError(f"refine: steps must be a positive integer, got {steps!r}")
-    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or not 0 <= warmup_steps < steps:
-        raise SpecError(f"refine: warmup must be a whole number of steps in [0, {steps}), got {warmup_steps!r}")
-    segments = min(steps, max_points)
+    if isinstance(budget_steps, bool) or not isinstance(budget_steps, int) or budget_steps < 1:
+        raise SpecError(f"refine: budget_steps must be a positive integer, got {budget_steps!r}")
+    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or not 0 <= warmup_steps < budget_steps:
+        raise SpecError(f"refine: warmup must be a whole number of steps in [0, {budget_steps}), got {warmup_steps!r}")
+    segments = min(budget_steps, max_points)
     xs = np.linspace(0.0, 1.0, segments + 1)
     if warmup_steps:
         knots = min(warmup_steps, max_points)
-        ramp = np.arange(knots + 1) * (warmup_steps / knots) / steps
+        ramp = np.arange(knots + 1) * (warmup_steps / knots) / budget_steps
         xs = np.unique(np.round(np.concatenate([xs, ramp]), 7))
     vs = np.interp(xs, grid, multipliers)
     if warmup_steps:
-        vs = vs * np.minimum(1.0, (xs * steps + 1.0) / warmup_steps)
+        vs = vs * np.minimum(1.0, (xs * budget_steps + 1.0) / warmup_steps)
     points = [[float(x), float(f"{max(v, 0.0):.6g}")] for x, v in zip(xs, vs)]
     return schedules.spec_from({"name": "piecewise", "points": points})
 
@@ -184,33 +189,36 @@ def refinement(
     *,
     tau: float = 0.1,
     norm: str = "l2",
-    steps: int | None = None,
+    budget_steps: int | None = None,
     warmup_steps: int = 0,
     exact_bound: bool = False,
     trace_steps: Sequence[float] | np.ndarray | None = None,
 ) -> Refinement:
     """Refine a schedule from gradient norms (Defazio et al. 2023, Algorithm 1) and keep the
-    intermediate arrays. ``steps`` is the new run's length ``T'`` (default: the number of
+    intermediate arrays. ``budget_steps`` is the new run's length ``T'`` (default: the number of
     norms, or the trace's span); ``trace_steps`` the step of each norm when not 0, 1, 2..."""
     _check_tau(tau)
     _check_norm(norm)
     norms = clean_norms(grad_norms, trace_steps)
     smoothed = smooth_norms(norms, tau)
-    grid = np.linspace(0.0, 1.0, len(smoothed))
-    if steps is None:
+    grid = np.linspace(0.0, 1.0, GRID_POINTS)
+    if len(norms) > GRID_POINTS:  # the reference resamples the filtered norms to its grid
+        trace_grid = np.linspace(0.0, 1.0, len(norms))
+        norms, smoothed = np.interp(grid, trace_grid, norms), np.interp(grid, trace_grid, smoothed)
+    if budget_steps is None:
         if trace_steps is not None and len(trace_steps):
             arr = np.asarray(trace_steps, dtype=np.float64)
-            steps = int(np.nanmax(arr) - np.nanmin(arr)) + 1
+            budget_steps = int(np.nanmax(arr) - np.nanmin(arr)) + 1
         else:
-            steps = len(np.asarray(grad_norms).ravel())
+            budget_steps = len(np.asarray(grad_norms).ravel())
     if exact_bound:
-        sgrid, mult = exact(smoothed, norm, points=min(int(steps), EXACT_POINTS))
+        sgrid, mult = exact(smoothed, norm, points=min(int(budget_steps), EXACT_POINTS))
     else:
         sgrid, mult = grid, closed_form(weights(smoothed, norm))
-    spec = to_spec(sgrid, mult, steps, warmup_steps=warmup_steps)
+    spec = to_spec(sgrid, mult, budget_steps, warmup_steps=warmup_steps)
     return Refinement(
         grid=sgrid, norms=np.interp(sgrid, grid, norms), smoothed=np.interp(sgrid, grid, smoothed),
-        multipliers=mult, spec=spec, steps=steps, norm=norm, tau=tau,
+        multipliers=mult, spec=spec, budget_steps=budget_steps, norm=norm, tau=tau,
         method="exact" if exact_bound else "closed-form", warmup_steps=warmup_steps,
     )
 
@@ -220,14 +228,15 @@ def refine(
     tau: float = 0.1,
     norm: str = "l2",
     *,
-    steps: int | None = None,
+    budget_steps: int | None = None,
     warmup_steps: int = 0,
     exact_bound: bool = False,
 ) -> schedules.Schedule:
     """The refined schedule (a function of the step, multipliers of the peak LR) for a run
-    of ``steps`` updates (default: as many as norms). See :func:`refinement` for the spec
+    of ``budget_steps`` updates (default: as many as norms). See :func:`refinement` for the spec
     and intermediate arrays."""
-    r = refinement(grad_norms, tau=tau, norm=norm, steps=steps, warmup_steps=warmup_steps, exact_bound=exact_bound)
+    r = refinement(grad_norms, tau=tau, norm=norm, budget_steps=budget_steps, warmup_steps=warmup_steps,
+                   exact_bound=exact_bound)
     return r.schedule()
 
 
@@ -254,7 +263,7 @@ def closest_standard(r: Refinement, *, points: int = 500) -> tuple[schedules.Sch
     if w > 0:
         d["warmup"] = w
     spec = schedules.spec_from(d)
-    t = max(r.steps, points)
+    t = max(r.budget_steps, points)
     gap = float(np.max(np.abs(np.asarray(schedules.values(schedules.build(spec, t), t)) - np.interp(
         np.arange(t) / t, r.grid, r.multipliers))))
     return spec, gap
@@ -267,7 +276,7 @@ def bound_comparison(r: Refinement, original: Sequence[float] | np.ndarray) -> t
     :func:`exact`): the quantity refinement minimizes, lower is better."""
     from steplab.analysis.bound import optimal_base_lr
 
-    t = r.steps
+    t = r.budget_steps
     x = np.arange(t) / t
     g = np.interp(x, r.grid, r.smoothed)
     big_g = g if r.norm == "l2" else np.sqrt(g)
@@ -319,7 +328,7 @@ def refine_trial(
     *,
     tau: float = 0.1,
     norm: str = "auto",
-    steps: int | None = None,
+    budget_steps: int | None = None,
     warmup_steps: int = 0,
     exact_bound: bool = False,
 ) -> Refinement:
@@ -337,7 +346,7 @@ def refine_trial(
             f"trial {trial_id} has no {norm} gradient norms recorded; record them "
             f"(Recorder(grad_norm=True, l1=True)) or pass --norm {'l1' if norm == 'l2' else 'l2'}"
         )
-    return refinement(values, tau=tau, norm=norm, steps=steps, warmup_steps=warmup_steps,
+    return refinement(values, tau=tau, norm=norm, budget_steps=budget_steps, warmup_steps=warmup_steps,
                       exact_bound=exact_bound, trace_steps=trace["step"])
 
 

@@ -1,26 +1,38 @@
 """``steplab autolr``: find a schedule during the run with AutoLRS (Jin et al. 2021).
 
-A thin command over :func:`steplab.studies.autolr.run_autolrs`; registered on the main app by the
-import at the bottom of :mod:`steplab.cli`."""
+A thin command over :func:`steplab.studies.autolr.run_autolrs`."""
 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.table import Table
 
-from steplab.cli import DB_HELP, _build_algorithm, _progress, app, console, friendly
+from steplab.algorithms.defaults import DEFAULT_ALGORITHM
+from steplab.cli.common import (
+    BudgetStepsOption,
+    DbOption,
+    DeviceOption,
+    SeedOption,
+    SetsOption,
+    StopAtTargetOption,
+    VariantOption,
+    WorkloadArgument,
+    build_algorithm,
+    console,
+    friendly,
+    print_outcome,
+    progress_bar,
+)
 
 
-@app.command("autolr")
 @friendly
 def autolr_cmd(
-    workload: str = typer.Argument(..., help="Workload name (steplab workloads list), NAME:VARIANT allowed."),
-    algorithm: str = typer.Option("adamw-cosine", "--algorithm", "-a",
+    workload: WorkloadArgument,
+    algorithm: str = typer.Option(DEFAULT_ALGORITHM, "--algorithm", "-a",
                                   help="Built-in algorithm or .toml file; AutoLRS replaces its schedule."),
     tau: int | None = typer.Option(None, "--tau", min=1, help="First stage length in steps (default max(40, budget/15)); doubles up to --tau-max."),
     tau_max: int | None = typer.Option(None, "--tau-max", min=1, help="Longest stage (default 8 x tau)."),
@@ -28,33 +40,33 @@ def autolr_cmd(
     lr_min: float | None = typer.Option(None, "--lr-min", help="Lowest LR to search (default: the algorithm's lr search space)."),
     lr_max: float | None = typer.Option(None, "--lr-max", help="Highest LR to search."),
     lr: float | None = typer.Option(None, "--lr", help="Peak LR the schedule's multipliers refer to (default: the algorithm's)."),
-    sets: list[str] = typer.Option([], "--set", help="Override an algorithm field: key=value (repeatable)."),
-    seed: int = typer.Option(0, "--seed", help="Training seed."),
-    variant: str | None = typer.Option(None, "--variant", help="Workload variant."),
-    steps: int | None = typer.Option(None, "--steps", min=1, help="Budget in steps (default: the workload's)."),
-    stop_at_target: bool = typer.Option(True, "--stop-at-target/--no-stop-at-target", help="Stop once the target is reached."),
-    device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: CUDA when available)."),
+    sets: SetsOption = None,
+    seed: SeedOption = 0,
+    variant: VariantOption = None,
+    budget_steps: BudgetStepsOption = None,
+    stop_at_target: StopAtTargetOption = True,
+    device: DeviceOption = None,
     name: str | None = typer.Option(None, "--name", help="A label for the stored run."),
     out: str | None = typer.Option(None, "--out", "-o", help="Write the emergent schedule spec (JSON; any --schedule takes it) here."),
     record: str | None = typer.Option(None, "--record", help="Write the full record (stages, candidates, predictions) as JSON here."),
     plot: str | None = typer.Option(None, "--plot", help="Plot the emergent schedule against the algorithm's own to this PNG."),
-    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+    db: DbOption = None,
 ) -> None:
     """Search a constant LR per stage by Bayesian optimization with loss prediction (AutoLRS)."""
-    from steplab.studies import autolr
     from steplab import schedules, workloads
     from steplab.store import open_store
-    from steplab.training.loop import TrainConfig, pick_device
+    from steplab.studies import autolr
+    from steplab.training.config import TrainConfig, pick_device
 
-    wl = workloads.get(workload, variant, budget_steps=steps)
-    spec = _build_algorithm(algorithm, None, lr, None, None, sets)
+    wl = workloads.get(workload, variant, budget_steps=budget_steps)
+    spec = build_algorithm(algorithm, lr=lr, sets=sets)
     algo = spec.resolved()
     lo, hi = autolr.default_lr_range(spec)
     cfg = autolr.AutoLRSConfig(tau=tau, tau_max=tau_max, candidates=candidates,
                                lr_min=lr_min if lr_min is not None else lo, lr_max=lr_max if lr_max is not None else hi)
     train = TrainConfig(device=str(pick_device(device)), stop_at_target=stop_at_target)
     target = wl.target
-    with open_store(db) as store, _progress("[bold]{task.description}") as bar:
+    with open_store(db) as store, progress_bar("[bold]{task.description}") as bar:
         tasks: dict[int, Any] = {}
         totals: dict[int, int] = {}
 
@@ -85,12 +97,7 @@ def autolr_cmd(
         table.add_row(str(i + 1), f"{st.start}..{st.start + st.steps}", f"{len(st.candidates)} x {st.explore_steps}",
                       shown + (" ..." if len(st.candidates) > 4 else ""), f"{st.lr:.4g}", f"{st.search_time_s:.1f}")
     console.print(table)
-    op = ">=" if target.mode == "max" else "<="
-    head = {"reached": "[green]reached the target[/]", "budget": "[yellow]used the budget without reaching the target[/]",
-            "diverged": "[red]diverged[/]", "failed": "[red]failed[/]"}.get(result.status, result.status)
-    console.print(f"trial {result.trial_id}: {head} ({target.metric} {op} {target.value:g})")
-    if math.isfinite(result.steps_to_target):
-        console.print(f"  time to target: {result.steps_to_target:.0f} steps, {result.time_to_target_s:.2f} s of training")
+    print_outcome(result.trial_id, result.status, target, result.steps_to_target, result.time_to_target_s)
     console.print(f"  trained {result.steps} steps in {result.train_time_s:.2f} s (+{result.eval_time_s:.2f} s evaluation)")
     console.print(f"  search cost (not counted above): {result.search_steps} steps, {result.search_time_s:.2f} s")
     shown_metrics = {k: v for k, v in result.final_metrics.items() if k.startswith("validation/")}
@@ -104,7 +111,7 @@ def autolr_cmd(
             path = Path(out)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(sched, indent=1) + "\n")
-            extra = "".join(f" --set {s}" for s in sets)
+            extra = "".join(f" --set {s}" for s in sets or ())
             console.print(f"wrote {path} (multipliers of lr {algo.lr:g}; replay: steplab run {wl.key} -a {algorithm}"
                           f"{extra} --lr {algo.lr:g} --steps {wl.budget_steps} --seed {seed} --schedule {path})",
                           highlight=False, markup=False)

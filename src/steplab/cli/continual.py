@@ -1,6 +1,5 @@
 """``steplab continual``: train a stream of tasks as one recorded run, see forgetting and the
-stability gap (:mod:`steplab.studies.continual`); registered on the main app by the import at the
-bottom of :mod:`steplab.cli`.
+stability gap (:mod:`steplab.studies.continual`).
 
 ``steplab continual STREAM [options]`` runs; ``steplab continual list`` lists the streams;
 ``steplab continual report ID [ID...]`` tabulates stored continual runs and plots their
@@ -10,12 +9,29 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
-from steplab.cli import DB_HELP, _build_algorithm, _progress, app, console, friendly
+from steplab.algorithms.defaults import DEFAULT_ALGORITHM, stream_hyperparameters
+from steplab.cli.common import (
+    DbOption,
+    DeviceOption,
+    LrOption,
+    SeedOption,
+    SetsOption,
+    WeightDecayOption,
+    build_algorithm,
+    console,
+    friendly,
+    progress_bar,
+)
+
+if TYPE_CHECKING:
+    from steplab.algorithms import ResolvedAlgorithm
+    from steplab.training.config import TrainConfig
+    from steplab.workloads.stream_spec import StreamSpec
 
 #: (final-metric key, name, format, meaning) of the continual metrics, in table order
 COLUMNS = [
@@ -35,7 +51,6 @@ COLUMNS = [
     ("continual/gap_steps", "gap steps", "{:.0f}", "updates until it is back half-way (stage end if never)"),
     ("continual/gap_recovered", "gap recovered", "{:.0%}", "share of the dips that came back half-way"),
 ]
-_STREAM_OPTIONS = ("replay", "buffer", "eval_every", "eval_subset", "steps", "batch", "tasks", "angle", "scenario")
 
 
 def _f(fmt: str, v: float | None) -> str:
@@ -47,7 +62,6 @@ def _lm_note(kind: str) -> str:
             " in nats/char)" if kind == "lm" else "")
 
 
-@app.command("continual")
 @friendly
 def continual_cmd(
     args: list[str] = typer.Argument(..., metavar="STREAM | list | report TRIAL_ID...",
@@ -65,7 +79,7 @@ def continual_cmd(
                                           help="Evaluate the seen tasks every N updates (default 1; 10 for charlm-shift)."),
     eval_subset: int | None = typer.Option(None, "--eval-subset", min=1,
                                            help="Evaluation examples per task (windows for charlm-shift)."),
-    steps: int | None = typer.Option(None, "--steps-per-task", min=1, help="Updates per task."),
+    steps_per_task: int | None = typer.Option(None, "--steps-per-task", min=1, help="Updates per task."),
     batch: int | None = typer.Option(None, "--batch-size", min=1, help="Batch size (replay included)."),
     tasks: int | None = typer.Option(None, "--tasks", min=2, help="Tasks of permuted-/rotated-digits."),
     angle: float | None = typer.Option(None, "--angle", help="rotated-digits: degrees between tasks."),
@@ -73,16 +87,16 @@ def continual_cmd(
     twin: bool = typer.Option(False, "--twin", help="The stream's tuning twin (same configuration, other data)."),
     restore: bool = typer.Option(True, "--restore/--no-restore",
                                  help="infinite: continue each stage from the non-annealed model (reference code)."),
-    lr: float | None = typer.Option(None, "--lr", help="Peak learning rate."),
-    weight_decay: float | None = typer.Option(None, "--weight-decay", "--wd", help="Weight decay."),
-    sets: list[str] = typer.Option([], "--set", help="Override an algorithm field: key=value (repeatable)."),
-    seed: int = typer.Option(0, "--seed", help="Training seed."),
-    device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: CUDA when available)."),
+    lr: LrOption = None,
+    weight_decay: WeightDecayOption = None,
+    sets: SetsOption = None,
+    seed: SeedOption = 0,
+    device: DeviceOption = None,
     threads: int | None = typer.Option(None, "--threads", min=1,
                                        help="torch threads (default 1 on CPU: the models are tiny)."),
     name: str | None = typer.Option(None, "--name", help="A label for the stored run."),
     plot: str | None = typer.Option(None, "--plot", help="Plot a_i(t) per task with the task boundaries to this PNG."),
-    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+    db: DbOption = None,
 ) -> None:
     """Train a stream of tasks one after the other (one stored run); print the accuracy matrix,
     forgetting, min-ACC / WC-ACC (the stability gap) and their cost."""
@@ -104,27 +118,59 @@ def continual_cmd(
         return _report(ids, db, plot)
     if rest:
         raise SpecError(f"one stream per run, got {' '.join(args)!r}; run them one after the other")
-    opts: dict[str, Any] = {"replay": replay, "eval_every": eval_every, "eval_subset": eval_subset, "steps": steps,
-                            "batch": batch, "tasks": tasks, "angle": angle, "scenario": scenario}
-    if buffer is not None:
-        opts["buffer"] = "all" if buffer.lower() == "all" else _int(buffer, "--buffer")
-    if twin:
-        opts["twin"] = True
-    _run(head, {k: v for k, v in opts.items() if v is not None}, algorithm, stage_schedule, restore, lr,
-         weight_decay, sets, seed, device, threads, name, plot, db)
+    from steplab.training.config import TrainConfig, pick_device
+
+    stream = _stream_spec(head, {"replay": replay, "buffer": buffer, "eval_every": eval_every,
+                                 "eval_subset": eval_subset, "steps": steps_per_task, "batch": batch,
+                                 "tasks": tasks, "angle": angle, "scenario": scenario, "twin": twin or None})
+    algo = _stream_algorithm(algorithm, lr, weight_decay, sets, stream.kind)
+    dev = pick_device(device)
+    train = TrainConfig(device=str(dev), stop_at_target=False,
+                        threads=threads if threads is not None else (1 if dev.type == "cpu" else None))
+    _run(stream, algo, None if stage_schedule.strip().lower() == "none" else stage_schedule, restore, seed, train,
+         name, plot, db)
 
 
-def _int(text: str, flag: str) -> int:
+def _stream_spec(text: str, flags: dict[str, Any]) -> StreamSpec:
+    """The :class:`steplab.workloads.stream_spec.StreamSpec` of ``STREAM[+key=value...]`` with the
+    option flags that were given (not ``None``) applied on top."""
+    from steplab.workloads.stream_spec import parse_stream
+
+    spec = parse_stream(text)
+    options = {k: v for k, v in flags.items() if v is not None}
+    if "buffer" in options:
+        options["buffer"] = _buffer(options["buffer"])
+    return spec.with_options(**options) if options else spec
+
+
+def _buffer(text: str) -> int | str:
+    """``--buffer``: a number of examples, or ``all``."""
     from steplab.errors import SpecError
 
+    if text.lower() == "all":
+        return "all"
     try:
         return int(text)
     except ValueError:
-        raise SpecError(f"{flag} takes a number of examples or `all`, got {text!r}") from None
+        raise SpecError(f"--buffer takes a number of examples or `all`, got {text!r}") from None
+
+
+def _stream_algorithm(algorithm: str | None, lr: float | None, weight_decay: float | None,
+                      sets: list[str] | None, kind: str) -> ResolvedAlgorithm:
+    """The resolved algorithm: ``--algorithm`` with the flags, or, without one, AdamW at the
+    stream's default lr and weight decay (any of them given by a flag or ``--set`` wins)."""
+    base = build_algorithm(algorithm or DEFAULT_ALGORITHM, lr=lr, weight_decay=weight_decay, sets=sets)
+    if algorithm is not None:
+        return base.resolved()
+    given = {s.partition("=")[0].strip() for s in sets or ()}
+    given |= {k for k, v in (("lr", lr), ("weight_decay", weight_decay)) if v is not None}
+    hp = {k: v for k, v in stream_hyperparameters(kind).items() if k not in given}
+    base = dataclasses.replace(base, name=base.optimizer)  # its schedule is replaced by the stage schedule
+    return base.with_hyperparameters(hp) if hp else base.resolved()
 
 
 def _list() -> None:
-    from steplab.studies.continual import STREAMS, StreamSpec
+    from steplab.workloads.stream_spec import STREAMS, StreamSpec
 
     table = Table(title="continual streams: steplab continual STREAM[+key=value...] (or the flags)")
     table.add_column("stream", style="bold cyan")
@@ -137,32 +183,17 @@ def _list() -> None:
     console.print(table)
 
 
-def _run(stream_text: str, opts: dict[str, Any], algorithm: str | None, stage_schedule: str, restore: bool,
-         lr: float | None, weight_decay: float | None, sets: list[str], seed: int, device: str | None,
-         threads: int | None, name: str | None, plot: str | None, db: str | None) -> None:
-    from steplab.studies import continual
+def _run(spec: StreamSpec, algo: ResolvedAlgorithm, policy: str | None, restore: bool, seed: int,
+         train: TrainConfig, name: str | None, plot: str | None, db: str | None) -> None:
+    """Train the stream as one stored trial, print its accuracy matrix, the continual metrics
+    and their cost; plot the curves when asked."""
     from steplab.store import open_store
-    from steplab.training.loop import TrainConfig, pick_device
+    from steplab.studies import continual
+    from steplab.workloads.task_stream import Stream
 
-    spec = continual.parse_stream(stream_text)
-    if opts:
-        spec = continual.StreamSpec(spec.name, tuple({**dict(spec.options), **opts}.items()))
-    stream = continual.Stream(spec)
-    base = _build_algorithm(algorithm or "adamw-cosine", None, lr, weight_decay, None, sets)
-    hp: dict[str, Any] = {}
-    if algorithm is None:  # AdamW at the stream's default settings, unless given
-        given = {s.partition("=")[0].strip() for s in sets}
-        given |= {k for k, v in (("lr", lr), ("weight_decay", weight_decay)) if v is not None}
-        hp = {k: v for k, v in {"lr": 0.02 if stream.kind == "lm" else 3e-3, "weight_decay": 0.01}.items()
-              if k not in given}
-        base = dataclasses.replace(base, name="adamw")  # its cosine is replaced by the stage schedule
-    algo = base.with_hyperparameters(hp) if hp else base.resolved()
-    policy = None if stage_schedule.strip().lower() == "none" else stage_schedule
-    dev = pick_device(device)
-    cfg = TrainConfig(device=str(dev), stop_at_target=False,
-                      threads=threads if threads is not None else (1 if dev.type == "cpu" else None))
-    total = stream.total_steps
-    with open_store(db) as store, _progress("[bold]{task.description}") as bar:
+    stream = Stream(spec)
+    total = stream.budget_steps
+    with open_store(db) as store, progress_bar("[bold]{task.description}") as bar:
         task = bar.add_task(f"{stream.key} · {algo.name}+{policy or 'own schedule'}", total=total, info="")
 
         def progress(step: int, total: int, metrics: dict[str, float], train_s: float) -> None:
@@ -172,7 +203,7 @@ def _run(stream_text: str, opts: dict[str, Any], algorithm: str | None, stage_sc
             bar.update(task, completed=step, info=f"task {k}/{stream.tasks} · mean {stream.metric} of seen {mean:.3f}")
 
         res = continual.run_continual(stream, algo, seed, stage_schedule=policy, restore=restore, store=store,
-                                      config=cfg, progress=progress, name=name)
+                                      config=train, progress=progress, name=name)
         bar.update(task, completed=res.trial.steps)
     t = res.trial
     head = {"budget": "[green]done[/]", "diverged": "[red]diverged[/]", "failed": "[red]failed[/]"}.get(t.status, t.status)
@@ -235,8 +266,8 @@ def _panel(history: Any, stream: Any, trial: Any, steps: Any) -> dict[str, Any]:
 
 
 def _report(ids: list[int], db: str | None, plot: str | None) -> None:
-    from steplab.studies.continual import history_of
     from steplab.store import open_store
+    from steplab.studies.continual import history_of
 
     with open_store(db) as store:
         loaded = [(store.get_trial(i), *history_of(store, i), store.steps(i)) for i in ids]

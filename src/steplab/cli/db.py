@@ -1,27 +1,24 @@
 """``steplab db info`` and ``steplab db upgrade``: what a results database holds, and
-bringing an older one to this steplab's schema (``steplab.store.migrations``).
-
-Registered on the main app when :mod:`steplab.cli` imports this module.
+bringing an older one to this steplab's schema (the work is in ``steplab.store.admin``).
 """
 
 from __future__ import annotations
 
 import typer
 
-from steplab.cli import DB_HELP, app, console, friendly
+from steplab.cli.common import DbOption, console, friendly
 
 db_app = typer.Typer(help="Inspect or upgrade a results database (SQLite file or PostgreSQL URL).",
                      no_args_is_help=True)
-app.add_typer(db_app, name="db")
 
 
 @db_app.command("info")
 @friendly
-def db_info(db: str | None = typer.Option(None, "--db", help=DB_HELP)) -> None:
+def db_info(db: DbOption = None) -> None:
     """Backend, schema version, studies, trials by status and the running trials' claims."""
-    from steplab.store import migrations
+    from steplab.store import admin
 
-    info = migrations.info(db)
+    info = admin.info(db)
     version = info["schema_version"]
     state = ("current" if version == info["steplab_schema"]
              else f"older: run `steplab db upgrade --db {info['url']}`")
@@ -41,11 +38,11 @@ def db_info(db: str | None = typer.Option(None, "--db", help=DB_HELP)) -> None:
 
 @db_app.command("upgrade")
 @friendly
-def db_upgrade(db: str | None = typer.Option(None, "--db", help=DB_HELP)) -> None:
+def db_upgrade(db: DbOption = None) -> None:
     """Migrate the database to this steplab's schema, in one transaction (back it up first)."""
-    from steplab.store import migrations
+    from steplab.store import admin
 
-    before, applied = migrations.upgrade(db)
+    before, applied = admin.upgrade(db)
     if not applied:
         console.print(f"already at schema version {before}: nothing to do", highlight=False)
     else:

@@ -1,21 +1,23 @@
 """``steplab import`` and ``steplab export``: outside logs in, steplab trials out.
 
-Thin commands over :mod:`steplab.integrations` (TensorBoard, MLflow, CSV); registered on the
-main app when :mod:`steplab.cli` imports this module. Every import is one transaction: bad
-input prints one line and leaves the store unchanged.
+Thin commands over :mod:`steplab.integrations` (TensorBoard, MLflow, CSV). Every import is
+one transaction: bad input prints one line and leaves the store unchanged.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
-from steplab.cli import DB_HELP, app, console, friendly
+from steplab.cli.common import DbOption, console, friendly
+
+if TYPE_CHECKING:
+    from steplab.store import Store
 
 import_app = typer.Typer(help="Import a run logged elsewhere (TensorBoard, MLflow, CSV) as a trial.",
                          no_args_is_help=True)
 export_app = typer.Typer(help="Export trials to MLflow or TensorBoard.", no_args_is_help=True)
-app.add_typer(import_app, name="import")
-app.add_typer(export_app, name="export")
 
 TAGS_HELP = ("Which series fills which trace column, e.g. loss=train/loss,lr=lr,grad_norm=grad_norm "
              "(keys: loss, lr, grad_norm, grad_norm_l1, update_norm; unnamed ones are guessed from common names).")
@@ -23,11 +25,12 @@ OPT_HELP = "The optimizer (name or class path), so `steplab refine --norm auto` 
 OFFSET_HELP = "Add this to every step (-1 for logs written after the update, like the HF Trainer's)."
 
 
-def _imported(store: object, trial_id: int) -> None:
-    trial = store.get_trial(trial_id)  # type: ignore[attr-defined]
-    trace = store.steps(trial_id)  # type: ignore[attr-defined]
+def _imported(store: Store, trial_id: int) -> None:
+    """What an import stored, and the commands that read it next."""
+    trial = store.get_trial(trial_id)
+    trace = store.steps(trial_id)
     have = [c for c in ("loss", "lr", "grad_norm", "grad_norm_l1") if (trace[c] == trace[c]).any()]
-    n_evals = len(store.evals(trial_id))  # type: ignore[attr-defined]
+    n_evals = len(store.evals(trial_id))
     console.print(f"imported trial {trial_id}: {len(trace['step'])} steps ({trace['step'][0]}..{trace['step'][-1]}) "
                   f"with {', '.join(have)}; {n_evals} evaluation rows; from {trial.spec.variant}", highlight=False)
     console.print(f"  next: steplab runs show {trial_id}, steplab refine {trial_id}"
@@ -43,7 +46,7 @@ def import_tensorboard(
     name: str | None = typer.Option(None, "--name", help="A label for the trial (default: the folder name)."),
     optimizer: str | None = typer.Option(None, "--optimizer", help=OPT_HELP),
     offset: int = typer.Option(0, "--offset", help=OFFSET_HELP),
-    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+    db: DbOption = None,
 ) -> None:
     """Import a TensorBoard log (event files) as a trial."""
     from steplab.integrations import tensorboard, traces
@@ -64,7 +67,7 @@ def import_mlflow(
     name: str | None = typer.Option(None, "--name", help="A label for the trial (default: the run's name)."),
     optimizer: str | None = typer.Option(None, "--optimizer", help=OPT_HELP + " Default: the run's 'optimizer' param."),
     offset: int = typer.Option(0, "--offset", help=OFFSET_HELP),
-    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+    db: DbOption = None,
 ) -> None:
     """Import an MLflow run (metrics with their steps, params) as a trial."""
     from steplab.integrations import mlflow, traces
@@ -90,7 +93,7 @@ def import_csv(
     name: str | None = typer.Option(None, "--name", help="A label for the trial (default: the file name)."),
     optimizer: str | None = typer.Option(None, "--optimizer", help=OPT_HELP),
     offset: int = typer.Option(0, "--offset", help=OFFSET_HELP),
-    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+    db: DbOption = None,
 ) -> None:
     """Import a CSV file of per-step values as a trial."""
     from steplab.integrations import csvfile
@@ -108,7 +111,7 @@ def export_mlflow(
     tracking_uri: str = typer.Option("mlruns", "--tracking-uri", help="MLflow tracking URI or a local folder."),
     study: int | None = typer.Option(None, "--study", help="Only the trials of this study (default: every trial)."),
     experiment: str | None = typer.Option(None, "--experiment", help="Experiment name (default: the study's, else steplab)."),
-    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+    db: DbOption = None,
 ) -> None:
     """Log each trial as an MLflow run: metrics per step, params, the schedule plot."""
     from steplab.integrations import mlflow
@@ -125,7 +128,7 @@ def export_mlflow(
 def export_tensorboard(
     logdir: str = typer.Option("tb-steplab", "--logdir", help="Write one run folder per trial under here."),
     study: int | None = typer.Option(None, "--study", help="Only the trials of this study (default: every trial)."),
-    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+    db: DbOption = None,
 ) -> None:
     """Write each trial as a TensorBoard run: scalars per step, hparams, the schedule plot."""
     from steplab.integrations import tensorboard

@@ -1,17 +1,16 @@
 """``steplab predict``: loss-curve laws, the convex bound, horizon transfer, cooldowns.
 
-Thin commands over :mod:`steplab.analysis.predict`, :mod:`steplab.analysis.laws` and :mod:`steplab.analysis.bound`;
-registered on the main app by :mod:`steplab.cli`."""
+Thin commands over :mod:`steplab.analysis.predict`, :mod:`steplab.analysis.laws` and
+:mod:`steplab.analysis.bound`."""
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import typer
 from rich.table import Table
 
-from steplab.cli import DB_HELP, console, friendly
+from steplab.cli.common import DbOption, console, friendly
 from steplab.errors import SpecError
 
 predict_app = typer.Typer(help="Predict a schedule's loss curve, bound, best LR and cooldown before training.",
@@ -37,9 +36,11 @@ def fit_cmd(
                                       "instead of the per-step training loss."),
     out: str = typer.Option("law.json", "--out", "-o", help="Write the fitted law here."),
     plot: str | None = typer.Option(None, "--plot", help="Plot observed and fitted curves to this PNG."),
-    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+    db: DbOption = None,
 ) -> None:
     """Fit a loss-curve law on the training-loss traces (or evaluations) of recorded runs."""
+    import numpy as np
+
     from steplab.analysis import predict
     from steplab.store import open_store
 
@@ -78,27 +79,29 @@ def fit_cmd(
 def curve_cmd(
     law_file: str = typer.Argument(..., help="A law written by `steplab predict fit`."),
     schedule: list[str] = typer.Option(..., "--schedule", "-s", help="Schedule spec (repeat for several)."),
-    steps: int = typer.Option(..., "--steps", min=2, help="Run length in updates."),
+    budget_steps: int = typer.Option(..., "--steps", min=2, help="Run length in updates."),
     lr: float | None = typer.Option(None, "--lr", help="Peak LR (default: the fitted runs' peak)."),
     out: str | None = typer.Option(None, "--out", "-o", help="Plot the predicted curves to this PNG."),
 ) -> None:
     """Predict the training-loss curve of one or more schedules."""
-    from steplab.analysis import predict
+    import numpy as np
+
     from steplab import schedules
+    from steplab.analysis import predict
 
     fitted = predict.load_law(law_file)
     peak = lr if lr is not None else fitted.peak_lr
-    table = Table(title=f"predicted training loss, {steps} steps, peak lr {peak:.3g}")
+    table = Table(title=f"predicted training loss, {budget_steps} steps, peak lr {peak:.3g}")
     table.add_column("schedule")
     for frac in ("25%", "50%", "75%", "end"):
         table.add_column(frac, justify="right")
     series = []
     for i, s in enumerate(schedule):
         spec = schedules.spec_from(s)
-        curve = predict.predict_curve(fitted.law, spec, steps, peak)
-        picks = [curve[max(0, int(f * steps) - 1)] for f in (0.25, 0.5, 0.75)] + [curve[-1]]
+        curve = predict.predict_curve(fitted.law, spec, budget_steps, peak)
+        picks = [curve[max(0, int(f * budget_steps) - 1)] for f in (0.25, 0.5, 0.75)] + [curve[-1]]
         table.add_row(str(spec), *[f"{v:.4g}" if math.isfinite(v) else "—" for v in picks])
-        series.append((str(spec), np.arange(1, steps + 1), curve, {"color": f"C{i}"}))
+        series.append((str(spec), np.arange(1, budget_steps + 1), curve, {"color": f"C{i}"}))
     console.print(table)
     if out:
         from steplab.report.plots import plot_lines
@@ -111,7 +114,7 @@ def curve_cmd(
 def best_cmd(
     law_file: str = typer.Argument(..., help="A law written by `steplab predict fit`."),
     family: str = typer.Option("wsd", "--family", help="wsd, cosine, linear, polynomial or rex."),
-    steps: int = typer.Option(..., "--steps", min=2, help="Run length in updates."),
+    budget_steps: int = typer.Option(..., "--steps", min=2, help="Run length in updates."),
     lr: float | None = typer.Option(None, "--lr", help="Peak LR (default: the fitted runs' peak)."),
     warmup: float = typer.Option(0.0, "--warmup", help="Warm-up fraction added to every candidate."),
     top: int = typer.Option(5, "--top", min=1, help="Show this many."),
@@ -121,8 +124,8 @@ def best_cmd(
 
     fitted = predict.load_law(law_file)
     peak = lr if lr is not None else fitted.peak_lr
-    ranked = predict.best_in_family(fitted.law, family, steps, peak, warmup=warmup)
-    table = Table(title=f"{family}: predicted final training loss, {steps} steps, peak lr {peak:.3g}")
+    ranked = predict.best_in_family(fitted.law, family, budget_steps, peak, warmup=warmup)
+    table = Table(title=f"{family}: predicted final training loss, {budget_steps} steps, peak lr {peak:.3g}")
     table.add_column("schedule")
     table.add_column("final loss", justify="right")
     table.add_column("vs best", justify="right")
@@ -136,16 +139,18 @@ def best_cmd(
 @friendly
 def bound_cmd(
     schedule: list[str] = typer.Option(..., "--schedule", "-s", help="Schedule spec (repeat for several)."),
-    steps: int = typer.Option(..., "--steps", min=2, help="Horizon T in updates."),
+    budget_steps: int = typer.Option(..., "--steps", min=2, help="Horizon T in updates."),
     lr: float | None = typer.Option(None, "--lr", help="Base LR gamma (default: each schedule's optimal gamma*)."),
     optimal_lr: bool = typer.Option(False, "--optimal-lr", help="Print gamma*, the bound's optimal base LR."),
     norms_from: int | None = typer.Option(None, "--norms-from", help="Use this trial's l2 gradient norms as G_t."),
     out: str | None = typer.Option(None, "--out", "-o", help="Plot the bound over t (every prefix horizon) here."),
-    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+    db: DbOption = None,
 ) -> None:
     """The convex last-iterate bound of schedules (Schaipp et al. 2025): lower is better."""
-    from steplab.analysis import bound, predict
+    import numpy as np
+
     from steplab import schedules
+    from steplab.analysis import bound, predict
 
     g = None
     if norms_from is not None:
@@ -153,21 +158,21 @@ def bound_cmd(
 
         with open_store(db) as store:
             norms = predict.trial_norms(store, norms_from)
-        g = np.interp(np.arange(steps) / steps, np.arange(len(norms)) / len(norms), norms)
-    table = Table(title=f"convex last-iterate bound at T = {steps} (D = 1, G = {'trial ' + str(norms_from) if g is not None else '1'})")
+        g = np.interp(np.arange(budget_steps) / budget_steps, np.arange(len(norms)) / len(norms), norms)
+    table = Table(title=f"convex last-iterate bound at T = {budget_steps} (D = 1, G = {'trial ' + str(norms_from) if g is not None else '1'})")
     for col in ("schedule", "gamma*", "Omega* (at gamma*)", *(["Omega (at --lr)"] if lr else [])):
         table.add_column(col, justify="left" if col == "schedule" else "right")
     series = []
     for i, s in enumerate(schedule):
         spec = schedules.spec_from(s)
-        mult = bound.schedule_multipliers(spec, steps)
+        mult = bound.schedule_multipliers(spec, budget_steps)
         gamma, omega = bound.optimal_base_lr(mult, g)
         row = [str(spec), f"{gamma:.4g}", f"{omega:.4g}"]
         base = lr if lr else gamma
         if lr:
             row.append(f"{bound.bound_terms(lr * mult, g).total:.4g}")
         table.add_row(*row)
-        series.append((f"{spec} (gamma {base:.3g})", np.arange(1, steps + 1), bound.prefix_bounds(base * mult, g),
+        series.append((f"{spec} (gamma {base:.3g})", np.arange(1, budget_steps + 1), bound.prefix_bounds(base * mult, g),
                        {"color": f"C{i}"}))
     console.print(table)
     if optimal_lr:
@@ -188,15 +193,15 @@ def transfer_cmd(
     to_steps: int = typer.Option(..., "--to", min=2, help="The new horizon T2."),
     workload: str | None = typer.Option(None, "--workload", help="Also fit the power law on LRs tuned at several horizons in the store."),
     algorithm: str | None = typer.Option(None, "--algorithm", help="The algorithm name of those stored trials."),
-    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+    db: DbOption = None,
 ) -> None:
     """Predict the best peak LR at another horizon (bound rule; Bjorck et al. power law)."""
-    from steplab.analysis import bound
     from steplab import schedules
+    from steplab.analysis import horizons
     from steplab.errors import SpecError
 
     spec = schedules.spec_from(schedule)
-    new = bound.transfer_lr(spec, from_steps, lr, to_steps)
+    new = horizons.transfer_lr(spec, from_steps, lr, to_steps)
     console.print(f"bound rule (Schaipp et al. 2025): lr {lr:.4g} tuned at {from_steps} steps -> {new:.4g} at {to_steps} "
                   f"steps ({new / lr:.3f}x) for {spec}")
     if workload or algorithm:
@@ -210,27 +215,29 @@ def transfer_cmd(
         if len(tuned) < 2:
             raise SpecError(f"the store has tuned LRs for {workload} · {algorithm} at {len(tuned)} horizon(s); "
                             "the power law needs two or more (run a tuning sweep at another --steps)")
-        a, b = bound.fit_horizon_power_law(list(tuned), list(tuned.values()))
+        a, b = horizons.fit_horizon_power_law(list(tuned), list(tuned.values()))
         console.print("tuned in the store: " + ", ".join(f"{h} steps: lr {v:.4g}" for h, v in tuned.items()))
-        console.print(f"power law (Bjorck et al. 2024): lr*(T) = {a:.4g} * T^{b:.3f} -> {bound.power_law_lr(a, b, to_steps):.4g} "
+        console.print(f"power law (Bjorck et al. 2024): lr*(T) = {a:.4g} * T^{b:.3f} -> {horizons.power_law_lr(a, b, to_steps):.4g} "
                       f"at {to_steps} steps")
 
 
 @predict_app.command("cooldown")
 @friendly
 def cooldown_cmd(
-    steps: int = typer.Option(..., "--steps", min=10, help="Run length in updates."),
+    budget_steps: int = typer.Option(..., "--steps", min=10, help="Run length in updates."),
     shape: str = typer.Option("linear", "--shape", help="Cooldown shape: linear, 1-sqrt, cosine, square."),
     law_file: str | None = typer.Option(None, "--law", help="Also ask a fitted law (steplab predict fit)."),
     lr: float | None = typer.Option(None, "--lr", help="Peak LR for the law (default: the fitted runs')."),
     from_steps: int | None = typer.Option(None, "--from", help="Continue a WSD run tuned at this horizon, or restart?"),
 ) -> None:
     """Plan a WSD cooldown: the best fraction by the bound (and a law), continue vs restart."""
-    from steplab.analysis import bound, predict
+    import numpy as np
 
-    plan = bound.optimal_cooldown(steps, shape=shape)
+    from steplab.analysis import horizons, predict
+
+    plan = horizons.optimal_cooldown(budget_steps, shape=shape)
     best = float(plan.omegas.min())
-    table = Table(title=f"WSD ({shape} cooldown) at {steps} steps: convex bound at each fraction's optimal LR")
+    table = Table(title=f"WSD ({shape} cooldown) at {budget_steps} steps: convex bound at each fraction's optimal LR")
     for col in ("cooldown", "Omega*", "vs best", "gamma*"):
         table.add_column(col, justify="right")
     for c, o, g in zip(plan.fractions, plan.omegas, plan.gammas):
@@ -241,14 +248,14 @@ def cooldown_cmd(
     if law_file:
         fitted = predict.load_law(law_file)
         peak = lr if lr is not None else fitted.peak_lr
-        ranked = sorted(((d, predict.final_loss(fitted.law, {"name": "wsd", "decay": d, "shape": shape}, steps, peak))
+        ranked = sorted(((d, predict.final_loss(fitted.law, {"name": "wsd", "decay": d, "shape": shape}, budget_steps, peak))
                          for d in np.round(np.arange(0.05, 1.0001, 0.05), 2)), key=lambda x: x[1])
         console.print(f"law ({fitted.law.LAW}): best cooldown {ranked[0][0]:.0%} (predicted final loss {ranked[0][1]:.4g}; "
                       f"20%: {dict(ranked)[0.2]:.4g})")
     if from_steps:
-        r = bound.continue_vs_restart(from_steps, steps, decay=0.2, shape=shape)
+        r = horizons.continue_vs_restart(from_steps, budget_steps, decay=0.2, shape=shape)
         console.print(
-            f"continue a WSD(20%) run tuned at {from_steps} steps to {steps}: {int(r['steps_continue'])} more steps from its "
+            f"continue a WSD(20%) run tuned at {from_steps} steps to {budget_steps}: {int(r['steps_continue'])} more steps from its "
             f"stable checkpoint, bound {r['omega_continue']:.4g}; restart: {int(r['steps_restart'])} steps at its own "
             f"optimal lr, bound {r['omega_restart']:.4g} (continuing costs {r['ratio'] - 1:.1%} in the bound, saves "
             f"{1 - r['steps_continue'] / r['steps_restart']:.0%} of the steps)"

@@ -1,7 +1,7 @@
 """``steplab sensitivity``: how much worse does an algorithm get away from its best peak LR?
 
-A thin command over :func:`steplab.analysis.sensitivity.sweep` (Wortsman et al. 2023's LR
-sensitivity); registered on the main app by the import at the bottom of :mod:`steplab.cli`."""
+A thin command over :func:`steplab.studies.sensitivity.sweep` (Wortsman et al. 2023's LR
+sensitivity)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,19 @@ import math
 import typer
 from rich.table import Table
 
-from steplab.cli import DB_HELP, _build_algorithm, _progress, app, console, friendly
+from steplab.algorithms.defaults import DEFAULT_ALGORITHM
+from steplab.cli.common import (
+    AlgorithmOption,
+    BudgetStepsOption,
+    DbOption,
+    DeviceOption,
+    SetsOption,
+    WorkloadArgument,
+    build_algorithm,
+    console,
+    friendly,
+    progress_bar,
+)
 
 
 def _fmt(mean: float, sd: float, digits: int = 4) -> str:
@@ -19,43 +31,43 @@ def _fmt(mean: float, sd: float, digits: int = 4) -> str:
     return f"{mean:.{digits}f} ± {sd:.{digits}f}" if math.isfinite(sd) else f"{mean:.{digits}f}"
 
 
-@app.command("sensitivity")
 @friendly
 def sensitivity_cmd(
-    workload: str = typer.Argument(..., help="Workload name (steplab workloads list), NAME:VARIANT allowed."),
-    algorithm: str = typer.Option("adamw-cosine", "--algorithm", "-a", help="Built-in algorithm or .toml file."),
+    workload: WorkloadArgument,
+    algorithm: AlgorithmOption = DEFAULT_ALGORITHM,
     grid: str | None = typer.Option(None, "--grid", help="LOW:HIGH:POINTS log grid of peak LRs (default: the "
                                                          "optimizer family's range, 7 points; see steplab.analysis.sensitivity)."),
     seeds: int = typer.Option(3, "--seeds", min=1, help="Seeds per grid point (0..N-1)."),
-    steps: int | None = typer.Option(None, "--steps", min=1, help="Budget in steps (default: the workload's)."),
+    budget_steps: BudgetStepsOption = None,
     metric: str = typer.Option("validation/loss", "--metric", help="The loss compared across the grid."),
-    sets: list[str] = typer.Option([], "--set", help="Override an algorithm field: key=value (repeatable)."),
-    device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: CUDA when available)."),
+    sets: SetsOption = None,
+    device: DeviceOption = None,
     threads: int | None = typer.Option(None, "--threads", min=1, help="torch threads per run."),
     plot: str | None = typer.Option(None, "--plot", help="Write final loss vs LR (log x) to this PNG."),
-    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+    db: DbOption = None,
 ) -> None:
     """Sweep the peak LR over a log grid and report the LR sensitivity (Wortsman et al. 2023):
     the mean over the grid of min(L(lr), L_init) - min L, with the grid-best loss beside it."""
-    from steplab.analysis import sensitivity
     from steplab import workloads
+    from steplab.analysis import sensitivity
     from steplab.store import open_store
-    from steplab.training.loop import TrainConfig, pick_device
+    from steplab.studies.sensitivity import base_point, sweep
+    from steplab.training.config import TrainConfig, pick_device
 
-    wl = workloads.get(workload, budget_steps=steps)
-    algo = _build_algorithm(algorithm, None, None, None, None, sets)
+    wl = workloads.get(workload, budget_steps=budget_steps)
+    algo = build_algorithm(algorithm, sets=sets)
     low, high, points = (sensitivity.parse_grid(grid) if grid is not None
                          else (*sensitivity.default_range(algo.optimizer), sensitivity.DEFAULT_POINTS))
     lrs = sensitivity.lr_grid(low, high, points)
     cfg = TrainConfig(device=str(pick_device(device)), threads=threads, record_norms=False)
-    with open_store(db) as store, _progress("[bold]{task.description}") as bar:
+    with open_store(db) as store, progress_bar("[bold]{task.description}") as bar:
         task = bar.add_task(f"{wl.key} · {algo.name}", total=points * seeds, info="")
 
         def progress(done: int, total: int, label: str) -> None:
             bar.update(task, total=total, completed=done, info=label)
 
-        result = sensitivity.sweep(wl, sensitivity.base_point(algo, wl), lrs, list(range(seeds)), store=store,
-                                   config=cfg, metric=metric, progress=progress)
+        result = sweep(wl, base_point(algo, wl), lrs, list(range(seeds)), store=store,
+                       config=cfg, metric=metric, progress=progress)
     mean, div = result.mean_curve()
     n = len(result.complete_seeds())
     table = Table(title=f"LR sensitivity of {algo.name} on {wl.key} ({wl.budget_steps} steps, {metric}, "

@@ -40,7 +40,7 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise ImportError(f"steplab.integrations.hf needs transformers: pip install 'steplab[hf]' ({e})") from None
 
 from steplab.integrations import traces
-from steplab.integrations.live import LiveAnalysis
+from steplab.integrations.options import CallbackOptions
 from steplab.training.recorder import Recorder
 
 __all__ = ["SteplabTrainerCallback", "unwrap_optimizer"]
@@ -64,39 +64,13 @@ def unwrap_optimizer(optimizer: Any) -> torch.optim.Optimizer:
 class SteplabTrainerCallback(TrainerCallback):  # type: ignore[misc]
     """A ``TrainerCallback`` that records the run as one steplab trial.
 
-    Args:
-        db: results database (path or SQLAlchemy URL) for the new trial.
-        name: the trial's label (default: ``TrainingArguments.run_name``).
-        config: extra settings stored with the trial's hyperparameters (the
-            ``TrainingArguments`` are stored too).
-        flush_every, l1, update_norm: as :class:`~steplab.training.recorder.Recorder`.
-        predict_every, law, lr_at, refine, tau, norm: live analyses, see
-            :class:`~steplab.integrations.live.LiveAnalysis`.
+    Keyword arguments are the fields of
+    :class:`~steplab.integrations.options.CallbackOptions` (``db`` may be given first).
     """
 
-    def __init__(
-        self,
-        db: str | Path = "steplab.db",
-        *,
-        name: str | None = None,
-        config: Mapping[str, Any] | None = None,
-        flush_every: int = 200,
-        l1: bool = True,
-        update_norm: bool = True,
-        predict_every: int = 0,
-        law: str = "annealing",
-        lr_at: Any = None,
-        refine: str | Path | None = None,
-        tau: float = 0.1,
-        norm: str = "auto",
-    ) -> None:
-        self.db = db
-        self.name = name
-        self.config = dict(config or {})
-        self.flush_every = flush_every
-        self.l1 = l1
-        self.update_norm = update_norm
-        self.live = LiveAnalysis(predict_every=predict_every, law=law, lr_at=lr_at, refine=refine, tau=tau, norm=norm)
+    def __init__(self, db: str | Path = "steplab.db", **options: Any) -> None:
+        self.options = CallbackOptions(db=db, **options)
+        self.live = self.options.live()
         self.recorder: Recorder | None = None
         #: the trial id of the latest run
         self.trial_id: int | None = None
@@ -115,11 +89,10 @@ class SteplabTrainerCallback(TrainerCallback):  # type: ignore[misc]
             self.recorder.close()
         if optimizer is None:
             raise TypeError("SteplabTrainerCallback needs the Trainer's optimizer in on_train_begin")
-        config = {**args.to_dict(), **self.config, "seed": args.seed, "budget_steps": int(state.max_steps)}
-        self.recorder = Recorder(
-            unwrap_optimizer(optimizer), db=self.db, name=self.name or args.run_name, config=config,
-            flush_every=self.flush_every, grad_norm=True, l1=self.l1, update_norm=self.update_norm,
-        )
+        opts = self.options
+        config = {**args.to_dict(), **opts.config, "seed": args.seed, "budget_steps": int(state.max_steps)}
+        self.recorder = opts.recorder(unwrap_optimizer(optimizer), default_name=args.run_name, config=config,
+                                      grad_norm=True, l1=opts.l1, update_norm=opts.update_norm)
         self.trial_id = self.recorder.trial_id
         self._clipping = bool(args.max_grad_norm and args.max_grad_norm > 0)
         self._seen = 0
@@ -192,8 +165,4 @@ class SteplabTrainerCallback(TrainerCallback):  # type: ignore[misc]
         if rec is None:
             return
         rec.close()
-        if self.live.refine is not None and rec.trial_id is not None:
-            from steplab.store import open_store
-
-            with open_store(self.db) as store:
-                self.live.refine_run(store, rec.trial_id)
+        self.options.refine_at_end(self.live, rec)

@@ -41,8 +41,9 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
 
 from steplab.errors import StoreError
 from steplab.integrations import traces
-from steplab.integrations.live import LiveAnalysis
-from steplab.training.recorder import Recorder, _global_norm
+from steplab.integrations.options import CallbackOptions
+from steplab.training.recorder import Recorder
+from steplab.training.trace_values import global_norm
 
 __all__ = ["SteplabLightningCallback"]
 
@@ -58,41 +59,14 @@ def _hparams(module: Any) -> dict[str, Any]:
 class SteplabLightningCallback(pl.Callback):
     """A Lightning ``Callback`` that records ``trainer.fit`` as one steplab trial.
 
-    Args:
-        db: results database (path or SQLAlchemy URL) for the new trial.
-        name: the trial's label (default: the module's class name).
-        config: extra settings stored with the trial's hyperparameters (the module's
-            ``hparams`` are stored too).
-        flush_every, l1, update_norm: as :class:`~steplab.training.recorder.Recorder`.
-        predict_every, law, lr_at, refine, tau, norm: live analyses, see
-            :class:`~steplab.integrations.live.LiveAnalysis` (the whole run's learning rates
-            come from a ``LambdaLR`` scheduler with ``interval="step"``, or ``lr_at``).
+    Keyword arguments are the fields of
+    :class:`~steplab.integrations.options.CallbackOptions` (``db`` may be given first).
     """
 
-    def __init__(
-        self,
-        db: str | Path = "steplab.db",
-        *,
-        name: str | None = None,
-        config: Mapping[str, Any] | None = None,
-        flush_every: int = 200,
-        l1: bool = True,
-        update_norm: bool = True,
-        predict_every: int = 0,
-        law: str = "annealing",
-        lr_at: Any = None,
-        refine: str | Path | None = None,
-        tau: float = 0.1,
-        norm: str = "auto",
-    ) -> None:
+    def __init__(self, db: str | Path = "steplab.db", **options: Any) -> None:
         super().__init__()
-        self.db = db
-        self.name = name
-        self.config = dict(config or {})
-        self.flush_every = flush_every
-        self.l1 = l1
-        self.update_norm = update_norm
-        self.live = LiveAnalysis(predict_every=predict_every, law=law, lr_at=lr_at, refine=refine, tau=tau, norm=norm)
+        self.options = CallbackOptions(db=db, **options)
+        self.live = self.options.live()
         self.recorder: Recorder | None = None
         #: the trial id of the latest run
         self.trial_id: int | None = None
@@ -113,11 +87,9 @@ class SteplabLightningCallback(pl.Callback):
         optimizer = trainer.optimizers[0]
         total = trainer.estimated_stepping_batches
         budget = int(total) if isinstance(total, int | float) and math.isfinite(total) else 0
-        config = {**_hparams(pl_module), **self.config, "budget_steps": budget}
-        self.recorder = Recorder(
-            optimizer, db=self.db, name=self.name or type(pl_module).__name__, config=config,
-            flush_every=self.flush_every, grad_norm=False, l1=False, update_norm=False,
-        )
+        config = {**_hparams(pl_module), **self.options.config, "budget_steps": budget}
+        self.recorder = self.options.recorder(optimizer, default_name=type(pl_module).__name__, config=config,
+                                              grad_norm=False, l1=False, update_norm=False)
         self.trial_id = self.recorder.trial_id
         self._norms, self._loss, self._seen = None, None, 0
         scheduler = trainer.lr_scheduler_configs[0].scheduler if trainer.lr_scheduler_configs else None
@@ -134,10 +106,10 @@ class SteplabLightningCallback(pl.Callback):
         if not grads:
             self._norms = None
             return
-        self._norms = {"grad_norm": _global_norm(grads, 2.0)}
-        if self.l1:
-            self._norms["grad_norm_l1"] = _global_norm(grads, 1.0)
-        if self.update_norm:  # snapshot the parameters this update will change
+        self._norms = {"grad_norm": global_norm(grads, 2.0)}
+        if self.options.l1:
+            self._norms["grad_norm_l1"] = global_norm(grads, 1.0)
+        if self.options.update_norm:  # snapshot the parameters this update will change
             self._params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
             self._before = [self._buffer(p) for p in self._params]
             torch._foreach_copy_(self._before, self._params)
@@ -154,7 +126,7 @@ class SteplabLightningCallback(pl.Callback):
         if not self._params:
             return None
         torch._foreach_sub_(self._before, self._params)  # old - new, in place
-        norm = _global_norm(self._before, 2.0)
+        norm = global_norm(self._before, 2.0)
         self._params, self._before = [], []
         return norm
 
@@ -225,12 +197,7 @@ class SteplabLightningCallback(pl.Callback):
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Finish the trial (status ``budget``) and refine its schedule when asked."""
-        rec = self._finish()
-        if rec is not None and self.live.refine is not None and rec.trial_id is not None:
-            from steplab.store import open_store
-
-            with open_store(self.db) as store:
-                self.live.refine_run(store, rec.trial_id)
+        self.options.refine_at_end(self.live, self._finish())
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         """Mark the trial ``failed`` with the exception as its message."""

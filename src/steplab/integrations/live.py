@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from steplab.errors import SteplabError
-from steplab.training.recorder import Recorder
 from steplab.store import Store
+from steplab.training.recorder import Recorder
 
 __all__ = ["LiveAnalysis", "scheduler_lrs"]
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from steplab.errors import SourceError
 from steplab.integrations import summary, traces
+from steplab.report.run_figures import schedule_figure
 from steplab.store import Store
 
 __all__ = ["client", "import_run", "export_trials"]
@@ -148,7 +149,7 @@ def export_trials(store: Store, tracking_uri: str | Path, *, study_id: int | Non
         if t.message:
             c.log_batch(rid, tags=[RunTag("steplab.message", t.message[:5000])])
         if len(trace["step"]):
-            c.log_figure(rid, summary.schedule_figure(trace, f"trial {tid}: {t.spec.algorithm}"), "schedule.png")
+            c.log_figure(rid, schedule_figure(trace, f"trial {tid}: {t.spec.algorithm}"), "schedule.png")
         status = {"reached": "FINISHED", "budget": "FINISHED", "running": None}.get(t.status, "FAILED")
         if status is not None:
             end = info["finished_at"]

@@ -1,6 +1,6 @@
 """What an export shows of a stored trial, shared by the TensorBoard and MLflow exporters:
-flat params (dashboards take no nesting), the run's start as a wall time, and the schedule as
-run drawn as a matplotlib figure (``Figure`` without pyplot, so no global state)."""
+flat params (dashboards take no nesting) and the run's start as a wall time (the schedule as
+run is drawn by :func:`steplab.report.run_figures.schedule_figure`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from steplab.store import Store
 
-__all__ = ["trial_params", "start_time", "schedule_figure"]
+__all__ = ["trial_params", "start_time"]
 
 
 def _flat(prefix: str, value: Any, out: dict[str, Any]) -> None:
@@ -41,18 +41,3 @@ def start_time(store: Store, trial_id: int) -> float:
         return datetime.datetime.fromisoformat(created).timestamp()
     except (TypeError, ValueError):
         return 0.0
-
-
-def schedule_figure(trace: dict[str, Any], title: str) -> Any:
-    """A figure of the learning rate each update used: the schedule as it ran."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6, 3.5), dpi=100)
-    ax = fig.add_subplot()
-    ax.plot(trace["step"], trace["lr"], color="C1")
-    ax.set_xlabel("step")
-    ax.set_ylabel("learning rate")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig

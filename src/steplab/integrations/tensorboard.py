@@ -21,6 +21,7 @@ from typing import Any
 
 from steplab.errors import SourceError
 from steplab.integrations import summary, traces
+from steplab.report.run_figures import schedule_figure
 from steplab.store import Store
 
 __all__ = ["read_scalars", "import_logdir", "export_trials"]
@@ -155,6 +156,6 @@ def export_trials(store: Store, logdir: str | Path, *, study_id: int | None = No
                 w.file_writer.add_summary(proto)  # what add_hparams does, in this run's folder
             w.add_text("steplab/trial", json.dumps({"id": t.id, "status": t.status, "message": t.message}))
             if len(trace["step"]):
-                w.add_figure("schedule", summary.schedule_figure(trace, f"trial {t.id}: {t.spec.algorithm}"), 0)
+                w.add_figure("schedule", schedule_figure(trace, f"trial {t.id}: {t.spec.algorithm}"), 0)
         out.append(run)
     return out

@@ -1,1 +1,7 @@
-"""Optimizers by name from well-kept packages, train/eval modes, Polyak-type steps."""
+"""Optimizers by name from well-kept packages, train/eval modes, Polyak-type steps.
+
+Modules: ``optimizers`` (the registry lookups, kwargs checking, :func:`build_optimizer
+<steplab.optim.optimizers.build_optimizer>`), ``catalog`` (the registry's entries),
+``groups`` (parameter groups), ``modes`` (train/eval modes, BatchNorm refresh),
+``averaged`` (DoG with iterate averaging), ``polyak`` (SPS_max, MoMo, ALR-SMAG).
+"""

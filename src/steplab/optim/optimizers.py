@@ -1,6 +1,6 @@
-"""Optimizers by name, built from well-kept packages (DESIGN.md, ``optimizers.py``).
+"""Optimizers by name, built from well-kept packages (DESIGN.md, ``optim/``).
 
-Each registry entry points at a class in ``torch.optim``, ``schedulefree`` (Defazio et al.
+Each registry entry (:mod:`steplab.optim.catalog`) points at a class in ``torch.optim``, ``schedulefree`` (Defazio et al.
 2024, "The Road Less Scheduled"), ``pytorch_optimizer`` (Lion, Prodigy, D-Adaptation,
 AdaBelief, Adan, Shampoo, SOAP, Muon) or ``dog`` (``dog-optimizer``, Ivgi et al. 2023). The
 only update rules steplab writes itself are the Polyak-type steps no installed package provides
@@ -18,8 +18,9 @@ only update rules steplab writes itself are the Polyak-type steps no installed p
   instead of being swallowed (``pytorch_optimizer`` classes accept ``**kwargs``).
 
 Optimizers with a train/eval mode (schedule-free; steplab's averaged DoG) are returned in
-train mode. Before evaluating or checkpointing, switch them with :func:`eval_mode`, and back
-with :func:`train_mode` (no-ops for every other optimizer)::
+train mode. Before evaluating or checkpointing, switch them with
+:func:`steplab.optim.modes.eval_mode`, and back with :func:`~steplab.optim.modes.train_mode`
+(no-ops for every other optimizer)::
 
     opt = build_optimizer("adamw-schedulefree", model, lr=3e-3, weight_decay=0.05)
     ...train steps...
@@ -31,128 +32,29 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import itertools
-import math
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
 from steplab.errors import SpecError
+from steplab.optim.averaged import with_averaging
+from steplab.optim.catalog import ADAM_LIKE, BUILTIN, OptimizerInfo
+from steplab.optim.groups import muon_param_groups, param_groups
+from steplab.optim.modes import train_mode
 
 _HINT = "see `steplab algorithms optimizers`"
 _BETA_KEYS = ("beta1", "one_minus_beta1", "beta2", "one_minus_beta2")
 
-
-@dataclass(frozen=True)
-class OptimizerInfo:
-    """A registry entry: where the class lives, steplab's fixed defaults, its source."""
-
-    name: str
-    target: str  # "module:Class"
-    summary: str
-    source: str
-    defaults: Mapping[str, Any] = field(default_factory=dict)
-    adam_family: bool = True  # Adam-like or sign-like update: report l1-type grad norms
-    averaged: bool = False  # steplab wraps it with iterate averaging + train()/eval()
-    #: how parameters are grouped: "decay" (:func:`param_groups`) or "muon"
-    #: (:func:`muon_param_groups`: hidden matrices to Muon, the rest to AdamW)
-    groups: str = "decay"
-
-
-_REGISTRY: dict[str, OptimizerInfo] = {}
+_REGISTRY: dict[str, OptimizerInfo] = {entry.name: entry for entry in BUILTIN}
 
 
 def register(info: OptimizerInfo) -> OptimizerInfo:
     """Add an optimizer to the registry (a user can register their own)."""
     _REGISTRY[info.name] = info
     return info
-
-
-for _info in [
-    OptimizerInfo("sgd", "torch.optim:SGD", "SGD; `momentum`, `nesterov` kwargs (L2 weight decay)",
-                  "Robbins & Monro 1951; Sutskever et al. 2013", adam_family=False),
-    OptimizerInfo("adam", "torch.optim:Adam", "Adam (L2 weight decay added to the gradient)",
-                  "Kingma & Ba 2015, arXiv 1412.6980"),
-    OptimizerInfo("adamw", "torch.optim:AdamW", "AdamW (decoupled weight decay)",
-                  "Loshchilov & Hutter 2019, arXiv 1711.05101"),
-    OptimizerInfo("nadamw", "torch.optim:NAdam",
-                  "NAdam with decoupled weight decay and constant momentum (AlgoPerf's NAdamW baseline)",
-                  "Dozat 2016; Dahl et al. 2023, arXiv 2306.07179",
-                  # momentum_decay=inf makes torch's mu_t = beta1 * (1 - 0.5 * 0.96**(t*inf)) = beta1,
-                  # the constant-momentum NAdam of Choi et al. 2019 (Table 1) that AlgoPerf uses;
-                  # torch's default 4e-3 keeps mu_t near beta1/2 for thousands of steps.
-                  {"decoupled_weight_decay": True, "momentum_decay": math.inf}),
-    OptimizerInfo("radam", "torch.optim:RAdam", "RAdam with decoupled weight decay",
-                  "Liu et al. 2020, arXiv 1908.03265", {"decoupled_weight_decay": True}),
-    OptimizerInfo("sgd-schedulefree", "schedulefree:SGDScheduleFree",
-                  "Schedule-Free SGD (needs train/eval switching)",
-                  "Defazio et al. 2024, arXiv 2405.15682", adam_family=False),
-    OptimizerInfo("adamw-schedulefree", "schedulefree:AdamWScheduleFree",
-                  "Schedule-Free AdamW (needs train/eval switching)", "Defazio et al. 2024, arXiv 2405.15682"),
-    OptimizerInfo("radam-schedulefree", "schedulefree:RAdamScheduleFree",
-                  "Schedule-Free RAdam, no warm-up needed (needs train/eval switching)",
-                  "Defazio et al. 2024, arXiv 2405.15682"),
-    OptimizerInfo("lion", "pytorch_optimizer:Lion", "Lion, sign of an interpolated momentum",
-                  "Chen et al. 2023, arXiv 2302.06675"),
-    OptimizerInfo("prodigy", "pytorch_optimizer:Prodigy", "Prodigy, D-Adaptation-style step size (lr=1)",
-                  "Mishchenko & Defazio 2024, arXiv 2306.06101"),
-    OptimizerInfo("dadapt-adam", "pytorch_optimizer:DAdaptAdam",
-                  "D-Adaptation Adam, learned step size (lr=1), decoupled weight decay",
-                  "Defazio & Mishchenko 2023, arXiv 2301.07733", {"weight_decouple": True}),
-    OptimizerInfo("adabelief", "pytorch_optimizer:AdaBelief", "AdaBelief, second moment of g - m",
-                  "Zhuang et al. 2020, arXiv 2010.07468"),
-    OptimizerInfo("adan", "pytorch_optimizer:Adan", "Adan, Nesterov momentum of gradient differences",
-                  "Xie et al. 2022, arXiv 2208.06677"),
-    OptimizerInfo("dog", "dog:DoG",
-                  "DoG parameter-free step size (lr=1) + polynomial-decay averaging at eval",
-                  "Ivgi et al. 2023, arXiv 2302.12022", adam_family=False, averaged=True),
-    OptimizerInfo("ldog", "dog:LDoG", "layer-wise DoG (lr=1) + polynomial-decay averaging at eval",
-                  "Ivgi et al. 2023, arXiv 2302.12022", adam_family=False, averaged=True),
-    # Matrix preconditioners, from pytorch-optimizer (runs eagerly on CPU; heavyball 3.2.1
-    # also has them but compiles every step function with torch.compile first: ~76 s before
-    # the first SOAP step of a 2-layer MLP on CPU). AlgoPerf 2024's external-tuning leader
-    # was distributed Shampoo (Shi et al. 2023) with Adam grafting.
-    OptimizerInfo("shampoo", "pytorch_optimizer:ScalableShampoo",
-                  "Shampoo, blockwise Kronecker preconditioner grafted to RMSProp step sizes",
-                  "Gupta et al. 2018, arXiv 1802.09568; Anil et al. 2020, arXiv 2002.09018; Shi et al. 2023, "
-                  "arXiv 2309.06497",
-                  # graft_type 3 = LayerWiseGrafting.RMSPROP: each layer's step has the norm of an
-                  # RMSProp step (the winner grafts Adam's); EMA momentum like Adam's; decoupled
-                  # weight decay; start_preconditioning_step=5 as distributed_shampoo's default.
-                  # Inverse roots every 5 steps, a cost/quality compromise measured on charlm
-                  # (600 steps, lr 1e-2, betas 0.9/0.99, one seed): every 1 / 5 / 10 steps gave
-                  # validation loss 1.569 / 1.688 / 1.895 (AdamW 1.560) at ~8x / ~2.4x / ~1.5x
-                  # AdamW's step time (coupled Newton iterations on CPU). distributed_shampoo's
-                  # default is 1; modded-nanogpt's DistributedShampoo run used 10.
-                  {"graft_type": 3, "moving_average_for_momentum": True, "decoupled_weight_decay": True,
-                   "start_preconditioning_step": 5, "preconditioning_compute_steps": 5}),
-    OptimizerInfo("soap", "pytorch_optimizer:SOAP",
-                  "SOAP, Adam in the eigenbasis of Shampoo's preconditioner (refreshed every 10 steps)",
-                  "Vyas et al. 2024, arXiv 2409.11321"),
-    OptimizerInfo("muon", "pytorch_optimizer:Muon",
-                  "Muon (Newton-Schulz orthogonalized Nesterov momentum) on hidden matrices, AdamW "
-                  "(lr `adamw_lr`) on embeddings, output head, biases and norms",
-                  "Jordan et al. 2024, kellerjordan.github.io/posts/muon; Liu et al. 2025, arXiv 2502.16982",
-                  groups="muon"),
-    # Polyak-type step sizes (steplab.optim.polyak): lr is the cap of the adaptive step; they read
-    # the minibatch loss through step(closure), see needs_loss
-    OptimizerInfo("sps", "steplab.optim.polyak:SPSMax", "SPS_max stochastic Polyak step, capped at lr",
-                  "Loizou et al. 2021, arXiv 2002.10542", adam_family=False),
-    OptimizerInfo("momo", "steplab.optim.polyak:MoMo", "MoMo momentum model, online f* estimate, capped at lr",
-                  "Schaipp et al. 2023, arXiv 2305.07583", adam_family=False),
-    OptimizerInfo("alr-smag", "steplab.optim.polyak:PolyakMomentum",
-                  "generalized Polyak step with heavy-ball momentum (ALR-SMAG), capped at lr",
-                  "Wang et al. 2023, arXiv 2305.12939", adam_family=False),
-]:
-    register(_info)
-
-# for bring-your-own classes: names that mark an Adam-like or sign-like update
-_ADAM_LIKE = ("adam", "lion", "sign", "adagrad", "rmsprop", "adabelief", "adan", "prodigy",
-              "lamb", "adafactor", "adadelta", "adamax", "yogi", "sophia", "soap", "shampoo")
 
 
 def optimizer_names() -> list[str]:
@@ -170,7 +72,7 @@ def info(name: str) -> OptimizerInfo:
     if ":" in name:
         cls_name = name.rpartition(":")[2]
         return OptimizerInfo(name.strip(), name.strip(), f"bring-your-own {cls_name}", name.strip(),
-                             adam_family=any(k in cls_name.lower() for k in _ADAM_LIKE))
+                             adam_family=any(k in cls_name.lower() for k in ADAM_LIKE))
     raise SpecError(
         f"unknown optimizer {name!r}; known: {', '.join(optimizer_names())}, "
         f"or an import path like 'torch.optim:Adagrad' ({_HINT})"
@@ -189,7 +91,7 @@ def _resolve(entry: OptimizerInfo) -> type:
     if not (inspect.isclass(obj) and issubclass(obj, torch.optim.Optimizer)):
         raise SpecError(f"optimizer {entry.name!r}: {entry.target!r} is not a torch.optim.Optimizer subclass")
     if entry.averaged:
-        return _averaged(obj)
+        return with_averaging(obj)
     return obj
 
 
@@ -268,54 +170,6 @@ def resolve_kwargs(name: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         raise SpecError(f"optimizer {entry.name!r} takes neither betas nor momentum; "
                         f"drop {', '.join(sorted(betas_given))} ({_HINT})")
     return out
-
-
-def param_groups(model: nn.Module, weight_decay: float, *, no_decay_bias_norm: bool = True) -> list[dict[str, Any]]:
-    """Trainable parameters split nanoGPT-style (``model.py::configure_optimizers``): tensors
-    with ``ndim >= 2`` (weights, embeddings) decay, the rest (biases, norm gains) do not.
-
-    With ``weight_decay == 0`` or ``no_decay_bias_norm=False`` there is a single group, so
-    optimizers whose step size is computed per group (DoG, Prodigy) see one vector."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise SpecError("the model has no trainable parameters")
-    if weight_decay == 0 or not no_decay_bias_norm:
-        return [{"params": params, "weight_decay": weight_decay}]
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return [g for g in groups if g["params"]]
-
-
-def output_head(model: nn.Module) -> nn.Module | None:
-    """The output layer of ``model``: its last ``nn.Linear`` in registration order (``head``
-    of charlm, the last layer of an MLP), or ``None`` when it has none."""
-    linear = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    return linear[-1] if linear else None
-
-
-def muon_param_groups(model: nn.Module, weight_decay: float, *, no_decay_bias_norm: bool = True) -> list[dict[str, Any]]:
-    """Parameter groups for Muon as its authors use it (Jordan et al. 2024; the Muon README:
-    "Embeddings, classifier heads, and internal gains/biases should be optimized using
-    AdamW"): the hidden matrices (``ndim >= 2``, not owned by an ``nn.Embedding`` nor by the
-    :func:`output_head`) form the first group, ``use_muon=True``; embeddings and the head's
-    weight (decayed) and every tensor with ``ndim < 2`` (not decayed unless
-    ``no_decay_bias_norm=False``) go to AdamW groups, ``use_muon=False``, whose lr is
-    ``Muon``'s ``adamw_lr``. Empty groups are dropped; the Muon group comes first, so the lr
-    the recorder logs (``param_groups[0]``) is Muon's."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise SpecError("the model has no trainable parameters")
-    head = output_head(model)
-    adamw_owned = {id(p) for m in model.modules() if isinstance(m, nn.Embedding) or m is head
-                   for p in m.parameters(recurse=False)}
-    hidden = [p for p in params if p.ndim >= 2 and id(p) not in adamw_owned]
-    other = [p for p in params if p.ndim >= 2 and id(p) in adamw_owned]
-    small = [p for p in params if p.ndim < 2]
-    groups = [{"params": hidden, "weight_decay": weight_decay, "use_muon": True},
-              {"params": other, "weight_decay": weight_decay, "use_muon": False},
-              {"params": small, "weight_decay": weight_decay if not no_decay_bias_norm else 0.0, "use_muon": False}]
-    return [g for g in groups if g["params"]]
 
 
 def build_optimizer(
@@ -398,177 +252,3 @@ def needs_loss(opt: torch.optim.Optimizer) -> bool:
     attribute ``needs_loss = True``). The closure returns the loss already computed for the
     step: nothing is recomputed, and every other optimizer keeps its plain ``step()``."""
     return bool(getattr(type(opt), "needs_loss", False))
-
-
-def is_schedule_free(opt: torch.optim.Optimizer) -> bool:
-    """True for the ``schedulefree`` package's optimizers (and pytorch-optimizer's ports):
-    the parameters hold the gradient point ``y`` in train mode and ``x`` in eval mode."""
-    cls = type(opt)
-    return cls.__module__.split(".")[0] == "schedulefree" or "schedulefree" in cls.__name__.lower()
-
-
-def has_modes(opt: torch.optim.Optimizer) -> bool:
-    """True if ``opt`` has ``train()``/``eval()`` methods (schedule-free, averaged DoG)."""
-    return callable(getattr(opt, "train", None)) and callable(getattr(opt, "eval", None))
-
-
-def _is_train(opt: torch.optim.Optimizer) -> bool:
-    return bool(opt.param_groups[0].get("train_mode", True))
-
-
-class _Mode:
-    """Switches ``opt`` on construction; used as a context manager it switches back on exit."""
-
-    def __init__(self, opt: torch.optim.Optimizer, train: bool) -> None:
-        self.opt = opt
-        self.was_train = _is_train(opt) if has_modes(opt) else None
-        if has_modes(opt):
-            self._switch(train)
-
-    def _switch(self, train: bool) -> None:
-        if train:
-            self.opt.train()  # type: ignore[attr-defined]
-        else:
-            self.opt.eval()  # type: ignore[attr-defined]
-
-    def __enter__(self) -> torch.optim.Optimizer:
-        return self.opt
-
-    def __exit__(self, *exc: object) -> None:
-        if self.was_train is not None:
-            self._switch(self.was_train)
-
-
-def train_mode(opt: torch.optim.Optimizer) -> _Mode:
-    """Put ``opt`` in train mode (``optimizer.train()``) if it has modes; no-op otherwise.
-
-    Call before the first step and after every evaluation (schedulefree README). Usable as a
-    context manager that restores the previous mode on exit."""
-    return _Mode(opt, train=True)
-
-
-def eval_mode(opt: torch.optim.Optimizer) -> _Mode:
-    """Put ``opt`` in eval mode (``optimizer.eval()``) if it has modes; no-op otherwise.
-
-    Schedule-free: the parameters become the averaged iterate ``x`` at which the loss should
-    be measured and checkpoints saved (schedulefree README, "train/eval"). Usable as a
-    context manager: ``with eval_mode(opt): evaluate(model)`` returns to the previous mode."""
-    return _Mode(opt, train=False)
-
-
-def _has_batchnorm(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-
-
-def refresh_batchnorm(
-    model: nn.Module,
-    opt: torch.optim.Optimizer,
-    batches: Iterable[Any],
-    n: int = 50,
-    *,
-    forward: Callable[[nn.Module, Any], Any] | None = None,
-) -> None:
-    """Recompute BatchNorm running statistics at the evaluation parameters.
-
-    schedulefree README ("Caveats"): BatchNorm statistics gathered during training belong to
-    the train-mode point ``y``; before evaluating, put the optimizer in eval mode, the model
-    in train mode, and run ``n`` (50 there) training batches forward without gradients.
-    The optimizer is left in eval mode (ready for the evaluation that follows; call
-    :func:`train_mode` before the next step) and the model in its previous mode. A no-op for
-    models without BatchNorm or optimizers without modes.
-
-    Args:
-        batches: an iterable of training batches (only ``n`` are consumed).
-        forward: ``forward(model, batch)``; default ``model(batch[0])`` for a tuple/list batch,
-            else ``model(batch)``. A workload's ``loss`` works too.
-    """
-    if not _has_batchnorm(model) or not has_modes(opt):
-        return
-    eval_mode(opt)
-    was_training = model.training
-    model.train()
-    with torch.no_grad():
-        for batch in itertools.islice(batches, n):
-            if forward is not None:
-                forward(model, batch)
-            else:
-                model(batch[0] if isinstance(batch, (tuple, list)) else batch)
-    model.train(was_training)
-
-
-# ----------------------------------------------------------------------------------
-# DoG + polynomial-decay averaging (the companion its authors call crucial)
-# ----------------------------------------------------------------------------------
-_AVERAGED: dict[type, type] = {}
-
-
-def _averaged(base: type) -> type:
-    """``base`` (``dog.DoG``/``dog.LDoG``) plus ``dog.PolynomialDecayAverager`` (gamma=8,
-    Shamir & Zhang 2013) stepped after every update, with schedule-free-style modes:
-    ``eval()`` loads the averaged weights into the model, ``train()`` restores the iterate."""
-    if base in _AVERAGED:
-        return _AVERAGED[base]
-    from dog import PolynomialDecayAverager
-
-    class Averaged(base):  # type: ignore[misc, valid-type]
-        _steplab_wraps = base
-
-        def __init__(self, params: Any, *, model: nn.Module, average: bool = True,
-                     average_gamma: float = 8.0, **kwargs: Any) -> None:
-            super().__init__(params, **kwargs)
-            self.averager = PolynomialDecayAverager(model, gamma=average_gamma) if average else None
-            self._stash: dict[str, torch.Tensor] | None = None
-            for g in self.param_groups:
-                g["train_mode"] = True
-
-        @torch.no_grad()
-        def step(self, closure: Any = None) -> Any:
-            if not _is_train(self):
-                raise RuntimeError("optimizer is in eval mode; call steplab.optim.optimizers.train_mode(opt) before stepping")
-            loss = super().step(closure)
-            if self.averager is not None:
-                self.averager.step()
-            return loss
-
-        @torch.no_grad()
-        def eval(self) -> None:
-            if _is_train(self) and self.averager is not None and self.averager.t > 1:
-                model = self.averager.model
-                self._stash = {k: v.clone() for k, v in model.state_dict().items()}
-                model.load_state_dict(self.averager.averaged_model.state_dict())
-            for g in self.param_groups:
-                g["train_mode"] = False
-
-        @torch.no_grad()
-        def train(self) -> None:
-            if self._stash is not None:
-                self.averager.model.load_state_dict(self._stash)
-                self._stash = None
-            for g in self.param_groups:
-                g["train_mode"] = True
-
-    Averaged.__name__ = Averaged.__qualname__ = f"Averaged{base.__name__}"
-    _AVERAGED[base] = Averaged
-    return Averaged
-
-
-__all__ = [
-    "OptimizerInfo",
-    "build_optimizer",
-    "default_kwargs",
-    "describe",
-    "eval_mode",
-    "has_modes",
-    "info",
-    "is_adam_family",
-    "muon_param_groups",
-    "is_schedule_free",
-    "needs_loss",
-    "optimizer_names",
-    "output_head",
-    "param_groups",
-    "refresh_batchnorm",
-    "register",
-    "resolve_kwargs",
-    "train_mode",
-]

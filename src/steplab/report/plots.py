@@ -14,12 +14,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 from steplab import schedules
 
 if TYPE_CHECKING:
-    from steplab.studies.autolr import AutoLRSResult
     from steplab.analysis.refine import Refinement
     from steplab.analysis.sensitivity import SensitivityResult
+    from steplab.studies.autolr import AutoLRSResult
 
 
-def _save(fig: plt.Figure, out: str | Path) -> Path:
+def save_figure(fig: plt.Figure, out: str | Path) -> Path:
     """Lay out ``fig``, write it to ``out`` (creating its folder) and free it."""
     fig.tight_layout()
     out = Path(out)
@@ -30,25 +30,25 @@ def _save(fig: plt.Figure, out: str | Path) -> Path:
 
 
 def plot_schedules(
-    specs: Sequence[str | dict], steps: int, out: str | Path, *, peak_lr: float | None = None
+    specs: Sequence[str | dict], budget_steps: int, out: str | Path, *, peak_lr: float | None = None
 ) -> Path:
     """Plot several schedules' multipliers (or learning rates with ``peak_lr``) over
-    ``steps`` updates on one figure and write it to ``out`` (PNG, SVG or PDF)."""
+    ``budget_steps`` updates on one figure and write it to ``out`` (PNG, SVG or PDF)."""
     parsed = [schedules.spec_from(s) for s in specs]
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
-    xs = list(range(steps))
+    xs = list(range(budget_steps))
     scale = peak_lr if peak_lr is not None else 1.0
     for spec in parsed:
-        ys = [scale * v for v in schedules.values(schedules.build(spec, steps), steps)]
+        ys = [scale * v for v in schedules.values(schedules.build(spec, budget_steps), budget_steps)]
         ax.plot(xs, ys, label=str(spec), linewidth=1.8)
     ax.set_xlabel("step")
     ax.set_ylabel("learning rate" if peak_lr is not None else "multiplier of the peak learning rate")
-    ax.set_title(f"learning-rate schedules over {steps} steps")
-    ax.set_xlim(0, steps)
+    ax.set_title(f"learning-rate schedules over {budget_steps} steps")
+    ax.set_xlim(0, budget_steps)
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def plot_trace(steps: dict, evals: list, out: str | Path, *, title: str = "") -> Path:
@@ -90,7 +90,7 @@ def plot_trace(steps: dict, evals: list, out: str | Path, *, title: str = "") ->
         a.set_xlabel("step")
         a.grid(alpha=0.3)
     fig.suptitle(title)
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def plot_refinement(
@@ -112,7 +112,7 @@ def plot_refinement(
     ax0.legend(fontsize=8)
     values = r.values()
     ax1.plot(np.arange(len(values)) / len(values), values, lw=1.8, color="C0",
-             label=f"refined ({r.method}, {r.steps} steps)")
+             label=f"refined ({r.method}, {r.budget_steps} steps)")
     if original is not None and len(original):
         o = np.asarray(original, dtype=float)
         top = np.nanmax(o)
@@ -125,7 +125,7 @@ def plot_refinement(
     for a in (ax0, ax1):
         a.grid(alpha=0.3)
     fig.suptitle(title or "schedule refinement")
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def plot_lines(
@@ -149,7 +149,7 @@ def plot_lines(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def plot_autolrs(
@@ -202,7 +202,7 @@ def plot_autolrs(
     for a in (ax0, ax1):
         a.grid(alpha=0.3)
     fig.suptitle(title or f"AutoLRS on {r.workload}, seed {r.seed}")
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def plot_continual(
@@ -250,7 +250,7 @@ def plot_continual(
     axes[-1, 0].set_xlabel("training step (dashed: task boundaries)")
     if title:
         fig.suptitle(title)
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def plot_lr_sensitivity(
@@ -292,4 +292,4 @@ def plot_lr_sensitivity(
     ax.set_title(title or "LR sensitivity")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
-    return _save(fig, out)
+    return save_figure(fig, out)

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from steplab.report.plots import _save, plt
+from steplab.report.plots import plt, save_figure
 
 
 def plot_tune(store: Any, result: Any, out: str | Path) -> Path:
@@ -50,4 +50,4 @@ def plot_tune(store: Any, result: Any, out: str | Path) -> Path:
     for a in (ax0, ax1):
         a.grid(alpha=0.3)
     fig.suptitle(f"steplab tune: {spec.strategy} on {spec.workload} ({spec.algorithm})")
-    return _save(fig, out)
+    return save_figure(fig, out)

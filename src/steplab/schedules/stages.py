@@ -4,8 +4,8 @@ A stage schedule is an ordinary :data:`steplab.schedules.Schedule` (a pure funct
 *global* update number ``k`` returning a multiplier of the peak learning rate) that also
 knows the stage boundaries ``B_0 = 0 < B_1 < ... < B_S = T``: stage ``j`` trains updates
 ``B_{j-1} <= k < B_j`` (length ``L_j``), and ``u = k - B_{j-1}`` is the local step. The four
-policies of issue 10, registered in the schedule registry so that every ``--schedule`` /
-``--set schedule=...`` option and every stored trial take them:
+policies of issue 10, registered in the schedule registry (:mod:`steplab.schedules.registry`)
+so that every ``--schedule`` / ``--set schedule=...`` option and every stored trial take them:
 
 * ``stages_rewarm`` -- re-warm and re-decay every stage (Gupta et al. 2023, "Continual
   Pre-Training of Large Language Models: How to (re)warm your model?", arXiv 2308.04014;
@@ -31,7 +31,7 @@ policies of issue 10, registered in the schedule registry so that every ``--sche
   ``constant_lr_ratio``/``min_lr_ratio``), ``cooldown_end = 0.15``, ``anneal_start = 0.8``.
   The annealed model is the *released* one; the non-annealed state is what continues, so
   :func:`steplab.studies.continual.run_continual` restores the model saved at each anneal start
-  (:func:`anneal_starts`) when the next stage begins, as the reference code does.
+  (:func:`steplab.schedules.policies.anneal_starts`) when the next stage begins, as the reference code does.
 * ``stages_wsd`` -- warmup-stable-decay per stage (Hu et al. 2024, "MiniCPM", arXiv
   2404.06395, §4; cooldown shapes of Hägele et al. 2024, arXiv 2405.18392): each stage
   warms up over ``W_j``, stays at 1, and cools down over its last ``round(decay L_j)``
@@ -53,36 +53,29 @@ value just above it; past ``T`` the last stage's end value holds.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-from steplab import schedules
 from steplab.errors import SpecError
-from steplab.schedules import Param, Schedule, ScheduleInfo
+from steplab.schedules.compose import Schedule, join, warmup
+from steplab.schedules.params import check_run_fractions
+from steplab.schedules.shapes import infinite_schedule, wsd_schedule
 
 __all__ = [
-    "POLICIES",
-    "anneal_starts",
+    "STAGE_DECAYS",
     "constant_stage_schedule",
     "infinite_stage_schedule",
-    "policy_spec",
     "rewarm_stage_schedule",
     "stage_boundaries",
+    "stage_warmup_steps",
     "wsd_stage_schedule",
 ]
 
-#: ``--stage-schedule`` name -> registered schedule name
-POLICIES: dict[str, str] = {
-    "rewarm": "stages_rewarm",
-    "constant": "stages_constant",
-    "infinite": "stages_infinite",
-    "wsd": "stages_wsd",
-}
-_DECAYS = {"cosine": lambda x: 0.5 * (1.0 + math.cos(math.pi * x)), "linear": lambda x: 1.0 - x}
+#: decay shapes of a stage: progress ``x`` in [0, 1] -> fraction of the way from ``end`` to 1
+STAGE_DECAYS = {"cosine": lambda x: 0.5 * (1.0 + math.cos(math.pi * x)), "linear": lambda x: 1.0 - x}
 
 
-def stage_boundaries(total_steps: int, *, stages: int = 1, ends: Sequence[float] | None = None) -> list[int]:
-    """The updates ``[B_1, ..., B_S]`` (``B_S = total_steps``) where the stages end: ``S``
+def stage_boundaries(budget_steps: int, *, stages: int = 1, ends: Sequence[float] | None = None) -> list[int]:
+    """The updates ``[B_1, ..., B_S]`` (``B_S = budget_steps``) where the stages end: ``S``
     equal stages (``B_j = round(j T / S)``), or ``round(e T)`` for cumulative fractions
     ``ends`` rising strictly to 1. Raises ``SpecError`` when a stage would be empty.
 
@@ -90,23 +83,17 @@ def stage_boundaries(total_steps: int, *, stages: int = 1, ends: Sequence[float]
     [3, 7, 10]
     """
     if ends is not None:
-        if not isinstance(ends, (list, tuple)) or not ends:
-            raise SpecError(f"stage ends must be a non-empty list of run fractions, got {ends!r}")
-        for e in ends:
-            if isinstance(e, bool) or not isinstance(e, (int, float)) or not 0.0 < e <= 1.0:
-                raise SpecError(f"stage ends must be fractions in (0, 1], got {e!r}")
-        if any(b <= a for a, b in zip(ends, ends[1:])) or ends[-1] != 1:
-            raise SpecError(f"stage ends must increase strictly and end at 1, got {list(ends)}")
-        bounds = [int(round(e * total_steps)) for e in ends[:-1]] + [total_steps]
+        check_run_fractions(ends, "stage ends")
+        bounds = [int(round(e * budget_steps)) for e in ends[:-1]] + [budget_steps]
     else:
         if isinstance(stages, bool) or not isinstance(stages, int) or stages < 1:
             raise SpecError(f"stages must be a positive integer, got {stages!r}")
-        if stages > total_steps:
-            raise SpecError(f"{stages} stages in a {total_steps}-update run would be empty; use fewer stages "
+        if stages > budget_steps:
+            raise SpecError(f"{stages} stages in a {budget_steps}-update run would be empty; use fewer stages "
                             "or a longer run")
-        bounds = [int(round(j * total_steps / stages)) for j in range(1, stages + 1)]
+        bounds = [int(round(j * budget_steps / stages)) for j in range(1, stages + 1)]
     if any(b <= a for a, b in zip([0, *bounds], bounds)):
-        raise SpecError(f"stages ending at updates {bounds} of a {total_steps}-update run would be empty; "
+        raise SpecError(f"stages ending at updates {bounds} of a {budget_steps}-update run would be empty; "
                         "use fewer stages or a longer run")
     return bounds
 
@@ -117,13 +104,13 @@ def _lengths(bounds: Sequence[int]) -> list[int]:
 
 def _decay(length: int, shape: str, end: float) -> Schedule:
     """``end + (1 - end) f(u / length)`` for a stage's decay, holding ``end`` past ``length``."""
-    f = _DECAYS[shape]
+    f = STAGE_DECAYS[shape]
     return lambda u: end + (1.0 - end) * f(min(max(u, 0), length) / length if length > 0 else 1.0)
 
 
-def _warm(length: int, warmup: float) -> int:
-    """Warm-up updates of a stage of ``length``: ``round(warmup * length)``, leaving >= 1 update after it."""
-    return min(length - 1, int(round(warmup * length)))
+def stage_warmup_steps(length: int, fraction: float) -> int:
+    """Warm-up updates of a stage of ``length``: ``round(fraction * length)``, leaving >= 1 update after it."""
+    return min(length - 1, int(round(fraction * length)))
 
 
 def rewarm_stage_schedule(
@@ -139,9 +126,9 @@ def rewarm_stage_schedule(
     """
     pieces = []
     for length in _lengths(boundaries):
-        w = _warm(length, stage_warmup)
-        pieces.append(schedules.warmup(_decay(length - w, shape, end), w))
-    return schedules.join(pieces, list(boundaries[:-1]))
+        w = stage_warmup_steps(length, stage_warmup)
+        pieces.append(warmup(_decay(length - w, shape, end), w))
+    return join(pieces, list(boundaries[:-1]))
 
 
 def constant_stage_schedule(
@@ -155,8 +142,8 @@ def constant_stage_schedule(
     [1.0, 1.0, 0.7, 0.4, 0.1, 0.1, 0.1, 0.1, 0.1]
     """
     first = boundaries[0]
-    w = _warm(first, stage_warmup)
-    stage1 = schedules.warmup(_decay(first - w, shape, end), w)
+    w = stage_warmup_steps(first, stage_warmup)
+    stage1 = warmup(_decay(first - w, shape, end), w)
     return lambda k: stage1(min(k, first))
 
 
@@ -190,18 +177,18 @@ def infinite_stage_schedule(
     for j, length in enumerate(_lengths(boundaries)):
         a = int(round(anneal_start * length))
         if j == 0:
-            w = _warm(length, stage_warmup)
+            w = stage_warmup_steps(length, stage_warmup)
             c = max(w, int(round(cooldown_end * length)))
             a = max(a, c)
-            inner = schedules.infinite_schedule(total_steps=length - w, cooldown_end=c - w, anneal_start=a - w,
+            inner = infinite_schedule(budget_steps=length - w, cooldown_end=c - w, anneal_start=a - w,
                                                 const=const, final=final, cooldown_shape=cooldown_shape,
                                                 timescale=timescale)
-            pieces.append(schedules.warmup(inner, w))
+            pieces.append(warmup(inner, w))
         else:
-            pieces.append(schedules.infinite_schedule(total_steps=length, cooldown_end=0, anneal_start=a,
+            pieces.append(infinite_schedule(budget_steps=length, cooldown_end=0, anneal_start=a,
                                                       const=const, final=final, cooldown_shape=cooldown_shape,
                                                       timescale=timescale))
-    return schedules.join(pieces, list(boundaries[:-1]))
+    return join(pieces, list(boundaries[:-1]))
 
 
 def wsd_stage_schedule(
@@ -218,124 +205,8 @@ def wsd_stage_schedule(
     """
     pieces = []
     for length in _lengths(boundaries):
-        w = _warm(length, stage_warmup)
+        w = stage_warmup_steps(length, stage_warmup)
         d = min(length - w, int(round(decay * length)))
-        pieces.append(schedules.warmup(schedules.wsd_schedule(total_steps=length - w, decay_steps=d, shape=shape,
+        pieces.append(warmup(wsd_schedule(budget_steps=length - w, decay_steps=d, shape=shape,
                                                               end=end), w))
-    return schedules.join(pieces, list(boundaries[:-1]))
-
-
-def anneal_starts(spec: Mapping[str, Any] | schedules.ScheduleSpec | str, total_steps: int) -> dict[int, int]:
-    """For a ``stages_infinite`` spec: ``{updates done when stage j's anneal begins: B_j}``
-    for every stage but the last whose anneal is not empty -- the non-annealed state the next
-    stage continues from (Janson et al. 2025's code saves it at ``constant_ratio`` of each
-    task and loads it when the next task starts). Empty for every other schedule."""
-    spec = schedules.spec_from(spec)
-    if spec.name != "stages_infinite":
-        return {}
-    p = spec.resolved()
-    bounds = stage_boundaries(total_steps, stages=p["stages"], ends=p["ends"])
-    out = {}
-    for j, (start, stop) in enumerate(zip([0, *bounds[:-1]], bounds[:-1])):
-        length = stop - start
-        a = int(round(p["anneal_start"] * length))
-        if j == 0:
-            a = max(a, _warm(length, p["stage_warmup"]), int(round(p["cooldown_end"] * length)))
-        if start + a + 1 < stop:  # updates start+a+1 .. stop-1 anneal
-            out[start + a + 1] = stop
-    return out
-
-
-def policy_spec(policy: str | Mapping[str, Any], *, stages: int = 1, ends: Sequence[float] | None = None) -> dict[str, Any]:
-    """The registered spec of a ``--stage-schedule`` value (``rewarm``, ``infinite:const=0.3``,
-    a full ``stages_*`` spec...) with the stream's stage structure filled in."""
-    if isinstance(policy, str):
-        name, sep, rest = policy.strip().partition(":")
-        key = name.strip().replace("-", "_").lower()
-        if key in POLICIES:
-            policy = POLICIES[key] + (sep + rest if sep else "")
-        elif not key.startswith("stages_"):
-            raise SpecError(f"unknown stage schedule {name!r}; use one of {', '.join(POLICIES)} "
-                            "(optionally with parameters, e.g. rewarm:shape=linear)")
-    d = schedules.spec_from(policy).to_dict()
-    if not d["name"].startswith("stages_"):
-        raise SpecError(f"{d['name']!r} is not a stage schedule; use one of {', '.join(POLICIES)}")
-    d.pop("stages", None)
-    d.pop("ends", None)
-    if ends is not None:
-        d["ends"] = [float(e) for e in ends]
-    elif stages != 1:
-        d["stages"] = int(stages)
-    return schedules.spec_from(d).to_dict()
-
-
-# ----------------------------------------------------------------------------------
-# registry entries
-# ----------------------------------------------------------------------------------
-_STRUCTURE = {
-    "stages": Param(int, 1, "number of equal stages", 1.0, None),
-    "ends": Param(list, None, "cumulative run fractions where stages end, last 1 (instead of stages)"),
-}
-
-
-def _maker(factory: Any, keys: Sequence[str]) -> schedules.Maker:
-    def make(t: int, w: int, p: dict[str, Any]) -> Schedule:
-        if p["ends"] is not None and p["stages"] != 1:
-            raise SpecError("stage schedules take 'stages' or 'ends', not both")
-        # the stages are laid out over the whole run; the registry's common warm-up (w
-        # updates, a fraction of the run) then ramps up to the value at update w, the
-        # stage schedule playing on from there (schedules.build wraps this in warmup(., w))
-        bounds = stage_boundaries(t + w, stages=p["stages"], ends=p["ends"])
-        full = factory(boundaries=bounds, **{k: p[k] for k in keys})
-        return full if w == 0 else (lambda k: full(k + w))
-
-    return make
-
-
-def _end(default: float) -> Param:
-    return Param(float, default, "multiplier each decay ends at", 0.0, 1.0)
-
-
-def _warmup(default: float, where: str) -> Param:
-    return Param(float, default, f"warm-up as a fraction of {where}", 0.0, 0.999)
-
-
-for _info in (
-    ScheduleInfo(
-        "stages_rewarm",
-        "re-warm and re-decay in every stage of a continual run (Gupta et al. 2023; Ibrahim et al. 2024)",
-        {**_STRUCTURE, "stage_warmup": _warmup(0.05, "each stage"),
-         "shape": Param(str, "cosine", "decay shape", choices=tuple(_DECAYS)), "end": _end(0.1)},
-        _maker(rewarm_stage_schedule, ("stage_warmup", "shape", "end")),
-    ),
-    ScheduleInfo(
-        "stages_constant",
-        "warm up and decay in stage 1, then keep the last lr: no re-warm (Ibrahim et al. 2024)",
-        {**_STRUCTURE, "stage_warmup": _warmup(0.05, "stage 1"),
-         "shape": Param(str, "cosine", "decay shape", choices=tuple(_DECAYS)), "end": _end(0.1)},
-        _maker(constant_stage_schedule, ("stage_warmup", "shape", "end")),
-    ),
-    ScheduleInfo(
-        "stages_infinite",
-        "infinite schedule: cooldown to a constant once, anneal at each stage end (Ibrahim et al. 2024; Janson et al. 2025)",
-        {**_STRUCTURE, "stage_warmup": _warmup(0.05, "stage 1"),
-         "cooldown_end": Param(float, 0.15, "end of the cooldown, cumulative fraction of stage 1", 0.0, 1.0),
-         "anneal_start": Param(float, 0.8, "end of the constant phase, cumulative fraction of each stage", 0.0, 1.0),
-         "const": Param(float, 0.25, "constant-phase multiplier", 0.0, 1.0, low_open=True),
-         "final": Param(float, 0.01, "multiplier the anneal ends at", 0.0, 1.0, low_open=True),
-         "cooldown_shape": Param(str, "cosine", "cooldown shape", choices=("cosine", "linear", "inverse_sqrt")),
-         "timescale": Param(float, 10.0, "inverse-sqrt cooldown timescale", 0.0, None, low_open=True)},
-        _maker(infinite_stage_schedule, ("stage_warmup", "cooldown_end", "anneal_start", "const", "final",
-                                         "cooldown_shape", "timescale")),
-    ),
-    ScheduleInfo(
-        "stages_wsd",
-        "warmup-stable-decay in every stage of a continual run (MiniCPM; Hägele et al. 2024)",
-        {**_STRUCTURE, "stage_warmup": _warmup(0.05, "each stage"),
-         "decay": Param(float, 0.2, "cooldown length as a fraction of each stage", 0.0, 1.0),
-         "shape": Param(str, "1-sqrt", "cooldown shape", choices=("linear", "cosine", "1-sqrt", "square")),
-         "end": _end(0.0)},
-        _maker(wsd_stage_schedule, ("stage_warmup", "decay", "shape", "end")),
-    ),
-):
-    schedules.register(_info)
+    return join(pieces, list(boundaries[:-1]))

@@ -34,8 +34,8 @@ from typing import Any
 from steplab import schedules
 from steplab.algorithms import ResolvedAlgorithm
 from steplab.errors import SpecError
-from steplab.training.jobs import Job
 from steplab.results import EvalRow, TrialResult
+from steplab.training.jobs import Job
 from steplab.workloads.base import Target
 
 #: the tradeoff modes a benchmark knows (``BenchSpec.tradeoff``)
@@ -67,14 +67,14 @@ def check_mode(mode: str | None) -> str | None:
 
 
 # ---------------------------------------------------------------------------------- trials
-def cyclic_algorithm(algorithm: ResolvedAlgorithm, total_steps: int,
+def cyclic_algorithm(algorithm: ResolvedAlgorithm, budget_steps: int,
                      ends: Sequence[float] = DOUBLING_ENDS) -> ResolvedAlgorithm:
-    """``algorithm`` with a ``budget_cycles`` schedule over ``total_steps`` whose cycles end at
+    """``algorithm`` with a ``budget_cycles`` schedule over ``budget_steps`` whose cycles end at
     the run fractions ``ends``. Each cycle decays with the algorithm's own shape and end value
     when its schedule is ``cosine`` or ``linear`` (else cosine to 0); the algorithm's warm-up
     fraction is applied to the first cycle only, in steps, so the first cycle is the same
     schedule as a separate run of the first budget."""
-    steps = schedules.cycle_end_steps(list(ends), total_steps)
+    steps = schedules.cycle_end_steps(list(ends), budget_steps)
     own = schedules.spec_from(algorithm.schedule)
     p = own.resolved()
     decays = own.name in ("cosine", "linear")
@@ -83,7 +83,7 @@ def cyclic_algorithm(algorithm: ResolvedAlgorithm, total_steps: int,
     spec: dict[str, Any] = {"name": "budget_cycles", "ends": [float(e) for e in ends],
                             "shape": own.name if decays else "cosine", "end": float(p["end"]) if decays else 0.0}
     if w > 0:
-        spec["warmup"] = w / total_steps
+        spec["warmup"] = w / budget_steps
         spec["warmup_start"] = p["warmup_start"]
     return dataclasses.replace(algorithm, name=base_name(algorithm.name) + CYCLIC, schedule=spec)
 
@@ -97,21 +97,21 @@ def jobs(
     workload: str,
     algorithm: ResolvedAlgorithm,
     *,
-    total_steps: int,
+    budget_steps: int,
     seed: int,
     ends: Sequence[float] = DOUBLING_ENDS,
     variant: str = "base",
     target: Mapping[str, Any] | None = None,
     study_id: int | None = None,
 ) -> list[Job]:
-    """The trials of one tradeoff curve: one cyclic run of ``total_steps`` evaluated at every
+    """The trials of one tradeoff curve: one cyclic run of ``budget_steps`` evaluated at every
     cycle end (index 0), then one run per cycle budget with the algorithm's own schedule built
     for that budget (index ``i`` for budget ``i``). All train to their budget."""
-    steps = schedules.cycle_end_steps(list(ends), total_steps)
+    steps = schedules.cycle_end_steps(list(ends), budget_steps)
     common = {"workload": workload, "variant": variant, "target": dict(target) if target else None,
               "seed": seed, "study_id": study_id, "stop_at_target": False}
-    cyc = cyclic_algorithm(algorithm, total_steps, ends)
-    out = [Job(budget_steps=total_steps, algorithm=cyc.to_dict(), index=0, eval_steps=tuple(steps), **common)]
+    cyc = cyclic_algorithm(algorithm, budget_steps, ends)
+    out = [Job(budget_steps=budget_steps, algorithm=cyc.to_dict(), index=0, eval_steps=tuple(steps), **common)]
     sep = separate_algorithm(algorithm).to_dict()
     out += [Job(budget_steps=b, algorithm=sep, index=i, **common) for i, b in enumerate(steps)]
     return out
@@ -278,7 +278,7 @@ def measure(
     from steplab.training.loop import run_trial
 
     wl = workloads.get(workload, variant, budget_steps=budget_steps)
-    todo = jobs(workload, algorithm, total_steps=wl.budget_steps, seed=seed, ends=ends, variant=variant,
+    todo = jobs(workload, algorithm, budget_steps=wl.budget_steps, seed=seed, ends=ends, variant=variant,
                 target=dataclasses.asdict(wl.target))
     results = []
     for job in todo:

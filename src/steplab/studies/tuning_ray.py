@@ -33,7 +33,6 @@ import dataclasses
 import math
 import os
 import random
-import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -41,13 +40,12 @@ from typing import Any
 
 import torch
 
-from steplab.optim import optimizers
 from steplab.algorithms import space
 from steplab.errors import SpecError
-from steplab.training.recorder import Recorder, package_versions
-from steplab.results import TrialResult, TrialSpec
+from steplab.results import TrialResult, current_environment, trial_spec
 from steplab.store import Store, new_worker_id, open_store
-from steplab.training.loop import pick_device, seed_everything, train_step
+from steplab.training.config import TrainConfig, pick_device
+from steplab.training.loop import Hooks, Plan, build, ready, recorder, train
 
 
 def _import_tune() -> Any:
@@ -90,115 +88,101 @@ def pbt_interval(su: Any) -> int:
 
 
 def make_trainable(su: Any, study_id: int, db_url: str, pbt: bool) -> Callable[[dict[str, Any]], None]:
-    """The Ray Tune function trainable of one tune: trains a trial in chunks of one
-    evaluation interval, reports ``{metric, "steps"}`` after each (with a checkpoint for
-    PBT), records everything in the store, and turns Ray's stop into a ``pruned`` trial."""
-    spec = su.spec
-    every = max(1, su.trial_steps // spec.evals)
+    """The Ray Tune function trainable of one tune: trains a trial with the one training loop,
+    leasing a chunk of one evaluation interval before each and reporting ``{metric, "steps"}``
+    after each (with a checkpoint for PBT), records everything in the store, and turns Ray's
+    stop into a ``pruned`` trial."""
 
     def trainable(config: dict[str, Any]) -> None:
         from ray import tune
 
         torch.set_num_threads(1)
-        algo = su.resolve({k: config[k] for k in su.space})
-        wl = su.workload
-        device = pick_device(None)
-        ray_id = tune.get_context().get_trial_id()
-        label = f"ray:{ray_id}"
         store = open_store(db_url)
-        worker = new_worker_id()
         try:
-            seed_everything(spec.seed)
-            model = wl.init_model(spec.seed).to(device)
-            opt, sched = algo.build(model, su.trial_steps)
-            optimizers.train_mode(opt)
-            step, exploits, lineage = 0, 0, ""
-            ckpt = tune.get_checkpoint()
-            mine = store.list_trials(study_id=study_id, name=label)
-            if any(t.status != "running" for t in mine):
-                return  # finished already: PBT may still exploit a member at its last report
-            found = [t for t in mine if t.status == "running"]
-            if ckpt is not None:
-                with ckpt.as_directory() as d:
-                    state = torch.load(Path(d) / "state.pt", weights_only=True)
-                model.load_state_dict(state["model"])
-                opt.load_state_dict(state["optimizer"])
-                sched.load_state_dict(state["scheduler"])
-                step = int(state["step"])
-                exploits = int(state["exploits"]) + (1 if state["trial"] != ray_id else 0)
-                lineage = str(state["lineage"]) + (f" {step}:{state['trial']}" if state["trial"] != ray_id else "")
-                _set_hyperparameters(opt, sched, algo)
-            ts = TrialSpec(wl.name, wl.variant, algo.name, algo.to_dict(), dict(algo.hyperparameters), spec.seed,
-                           su.trial_steps, study_id=study_id, index=int(found[0].spec.index) if found else 0)
-            if found:
-                tid = int(found[0].id)
-                store.set_trial_spec(tid, ts)
-                store.truncate_trial(tid, step)  # what it trained after the checkpoint is replaced
-            else:
-                index = len(store.list_trials(study_id=study_id))
-                ts = dataclasses.replace(ts, index=index)
-                tid = store.start_trial(ts, name=label, host=socket.gethostname(), versions=package_versions(),
-                                        device=str(device), worker=worker)
-            params = [p for p in model.parameters() if p.requires_grad]
-            needs_loss = optimizers.needs_loss(opt)
-            rec = Recorder(opt, store=store, trial_id=tid)
-            rec.step = step
-            batches = wl.batches(spec.seed, device)
-            for _ in range(step):  # the data order of an uninterrupted run
-                next(batches)
-            status, message, metrics = "budget", lineage.strip(), {}
-            stopped: SystemExit | None = None
-            with store.heartbeat(worker):
-                while step < su.trial_steps:
-                    chunk = min(every, su.trial_steps - step)
-                    if not store.lease_steps(study_id, chunk, spec.budget_steps):
-                        status, message = "pruned", f"compute budget exhausted after {step} steps"
-                        break
-                    for _ in range(chunk):
-                        loss = train_step(wl.loss, model, next(batches), opt, sched, grad_clip=algo.grad_clip,
-                                          params=params, needs_loss=needs_loss)
-                        rec.log(loss)
-                        step += 1
-                    with rec.evaluating(), optimizers.eval_mode(opt):
-                        model.eval()
-                        metrics = wl.evaluate(model, device)
-                        model.train()
-                    rec.eval(**metrics)
-                    value = metrics.get(spec.metric, math.nan)
-                    if not math.isfinite(value):
-                        status, message = "diverged", f"{spec.metric} is {value} at step {step}"
-                        break
-                    report = {spec.metric: value, "steps": step}
-                    try:
-                        if pbt and step % pbt_interval(su) == 0:  # a checkpoint where PBT may exploit
-                            with tempfile.TemporaryDirectory() as d:
-                                torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                                            "scheduler": sched.state_dict(), "step": step, "trial": ray_id,
-                                            "exploits": exploits, "lineage": lineage}, Path(d) / "state.pt")
-                                tune.report(report, checkpoint=tune.Checkpoint.from_directory(d))
-                        else:
-                            tune.report(report)
-                    except SystemExit as e:  # Ray stops the trial here (ASHA, the budget, PBT's pause)
-                        stopped = e
-                        if step < su.trial_steps:
-                            status, message = "pruned", f"stopped by Ray Tune after {step} steps"
-                        break
-            rec.close()
-            if stopped is not None and pbt and step < su.trial_steps:
-                raise stopped  # paused: PBT restarts it from a checkpoint (or run() closes it)
-            final = {**metrics, "pbt/exploits": float(exploits)}
-            store.finish_trial(tid, TrialResult(ts, status, step, rec.train_time_s, rec.eval_time_s,  # type: ignore[arg-type]
-                                                final_metrics=final, message=message[:500], device=str(device),
-                                                host=socket.gethostname(), versions=package_versions(), id=tid))
-            if stopped is not None:
-                raise stopped
+            _train_member(tune, su, study_id, store, config, pbt)
         finally:
             store.close()
 
     return trainable
 
 
-def _stopper(tune: Any, budget: int, interval: int) -> Any:
+def _train_member(tune: Any, su: Any, study_id: int, store: Store, config: dict[str, Any], pbt: bool) -> None:
+    """One Ray trial (a PBT member restarted from a donor's checkpoint included)."""
+    spec, wl = su.spec, su.workload
+    every = max(1, su.trial_steps // spec.evals)
+    algo = su.resolve({k: config[k] for k in su.space})
+    device = pick_device(None)
+    ray_id = tune.get_context().get_trial_id()
+    label = f"ray:{ray_id}"
+    mine = store.list_trials(study_id=study_id, name=label)
+    if any(t.status != "running" for t in mine):
+        return  # finished already: PBT may still exploit a member at its last report
+    found = [t for t in mine if t.status == "running"]
+    ckpt = tune.get_checkpoint()
+    state: dict[str, Any] | None = None
+    step, exploits, lineage = 0, 0, ""
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            state = torch.load(Path(d) / "state.pt", weights_only=True)
+        step = int(state["step"])
+        exploits = int(state["exploits"]) + (1 if state["trial"] != ray_id else 0)
+        lineage = str(state["lineage"]) + (f" {step}:{state['trial']}" if state["trial"] != ray_id else "")
+    ts = trial_spec(wl, algo, spec.seed, settings={"eval_every": every}, budget_steps=su.trial_steps,
+                    study_id=study_id, index=int(found[0].spec.index) if found else 0, stop_at_target=False)
+    env = current_environment(str(device))
+    worker = new_worker_id()
+    if found:
+        tid = int(found[0].id)  # type: ignore[arg-type]
+        store.set_trial_spec(tid, ts)
+        store.truncate_trial(tid, step)  # what it trained after the checkpoint is replaced
+    else:
+        ts = dataclasses.replace(ts, index=len(store.list_trials(study_id=study_id)))
+        tid = store.start_trial(ts, name=label, worker=worker, **env.fields())
+    trainee = build(wl, algo, spec.seed, device, su.trial_steps)
+    if state is not None:
+        trainee.restore(state)
+        _set_hyperparameters(trainee.opt, trainee.lr_scheduler, algo)
+    rec = recorder(trainee, TrainConfig(), store, tid)
+    rec.step = step
+    batches = ready(wl.batches(spec.seed, device))
+    for _ in range(step):  # the data order of an uninterrupted run
+        next(batches)
+    stopped: list[SystemExit] = []
+
+    def lease(at: int) -> str | None:
+        if (at - step) % every == 0 and not store.lease_steps(study_id, min(every, su.trial_steps - at),
+                                                              spec.budget_steps):
+            return f"compute budget exhausted after {at} steps"
+        return None
+
+    def report(done: int, metrics: dict[str, float]) -> str | None:
+        result = {spec.metric: metrics.get(spec.metric, math.nan), "steps": done}
+        try:
+            if pbt and done % pbt_interval(su) == 0:  # a checkpoint where PBT may exploit
+                with tempfile.TemporaryDirectory() as d:
+                    torch.save({**trainee.checkpoint(), "step": done, "trial": ray_id, "exploits": exploits,
+                                "lineage": lineage}, Path(d) / "state.pt")
+                    tune.report(result, checkpoint=tune.Checkpoint.from_directory(d))
+            else:
+                tune.report(result)
+        except SystemExit as e:  # Ray stops the trial here (ASHA, the budget, PBT's pause)
+            stopped.append(e)
+            return f"stopped by Ray Tune after {done} steps" if done < su.trial_steps else None
+        return None
+
+    plan = Plan(su.trial_steps, every, spec.metric, spec.mode, stop_at_target=False, start_step=step,
+                divergence_resets=tuple(wl.divergence_resets))
+    with store.heartbeat(worker):
+        out = train(trainee, wl, batches, rec, plan, Hooks(lease, report))
+    if stopped and pbt and out.steps < su.trial_steps:
+        raise stopped[0]  # paused: PBT restarts it from a checkpoint (or run() closes it)
+    out.message = (out.message if out.status != "budget" else lineage.strip())[:500]
+    store.finish_trial(tid, out.result(ts, env, {**out.metrics, "pbt/exploits": float(exploits)}, tid))
+    if stopped:
+        raise stopped[0]
+
+
+def _stopper(tune: Any, budget_steps: int, interval: int) -> Any:
     class BudgetStopper(tune.Stopper):
         """Stop the experiment once the reported steps are within one interval of the
         budget (the leases in the store are what guarantee it is never passed)."""
@@ -211,7 +195,7 @@ def _stopper(tune: Any, budget: int, interval: int) -> Any:
             return False
 
         def stop_all(self) -> bool:
-            return sum(self.steps.values()) + interval > budget
+            return sum(self.steps.values()) + interval > budget_steps
 
     return BudgetStopper()
 

@@ -29,8 +29,8 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from steplab.errors import SpecError, SteplabError
-from steplab.training.jobs import Job, execute
 from steplab.results import TrialResult
+from steplab.training.jobs import Job, execute
 
 __all__ = [
     "Executor",
@@ -41,6 +41,8 @@ __all__ = [
 ]
 
 _RESUME = "re-run the same command to resume (finished trials are kept in the store)"
+#: how long a stopped worker may take to exit after SIGTERM before it is killed (SIGKILL)
+_TERMINATE_GRACE_S = 5.0
 
 
 def _one_line(error: BaseException) -> str:
@@ -180,13 +182,13 @@ class ProcessPoolExecutor(Executor):
         return self._pool
 
     def _kill(self) -> None:
-        """Stop the workers now, running trials included, and forget the pool."""
+        """Stop the workers now, running trials included, and forget the pool: SIGTERM,
+        then SIGKILL for a worker still alive ``_TERMINATE_GRACE_S`` later (a trial whose
+        code handles SIGTERM, as training frameworks do to stop gracefully, would otherwise
+        train on and keep this process from exiting: the pool's manager thread, which
+        interpreter exit joins, waits for its result). Returns when every worker is dead."""
         pool, self._pool = self._pool, None
         if pool is None:
-            return
-        terminate = getattr(pool, "terminate_workers", None)  # Python >= 3.14
-        if terminate is not None:
-            terminate()
             return
         processes = list((getattr(pool, "_processes", None) or {}).values())
         for process in processes:
@@ -194,7 +196,10 @@ class ProcessPoolExecutor(Executor):
                 process.terminate()
         pool.shutdown(wait=False, cancel_futures=True)
         for process in processes:
-            process.join(timeout=5)
+            process.join(timeout=_TERMINATE_GRACE_S)
+            if process.is_alive():
+                process.kill()
+                process.join()
 
     def run(self, jobs: Sequence[Job], db_url: str) -> Iterator[TrialResult]:
         if not jobs:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import socket
 from typing import Any
 
 from steplab.algorithms import ResolvedAlgorithm
-from steplab.results import TrialResult, TrialSpec
-from steplab.training.loop import TrainConfig, run_trial
+from steplab.results import TrialResult, TrialSpec, current_environment, trial_spec
+from steplab.training.config import TrainConfig
+from steplab.training.loop import run_trial
 from steplab.workloads.base import Target
 
 #: suffix of the algorithm name of a refined algorithm's first pass (not scored itself)
@@ -50,19 +50,8 @@ class Job:
 
     def trial_spec(self) -> TrialSpec:
         """The spec ``run_trial`` will store: its ``key()`` tells whether the job already ran."""
-        algo = self.resolved()
-        return TrialSpec(
-            workload=self.workload,
-            variant=self.variant,
-            algorithm=algo.name,
-            algorithm_spec=algo.to_dict(),
-            hyperparameters=dict(algo.hyperparameters),
-            seed=self.seed,
-            budget_steps=self.budget_steps,
-            study_id=self.study_id,
-            index=self.index,
-            stop_at_target=self.stop_at_target,
-        )
+        return trial_spec(self.build_workload(), self.resolved(), self.seed, settings=self.config().settings(),
+                          study_id=self.study_id, index=self.index, stop_at_target=self.stop_at_target)
 
     def key(self) -> str:
         return self.trial_spec().key()
@@ -92,12 +81,11 @@ def claim_and_run(job: Job, store: Any) -> TrialResult:
     result with status ``running`` (not stored, ``message`` naming the worker) says so, and
     the caller waits for that worker (``bench.run``) instead of running it twice."""
     from steplab.errors import StoreError
-    from steplab.training.recorder import package_versions
     from steplab.store import new_worker_id
 
     worker = new_worker_id()
-    tid = store.claim_trial(job.trial_spec(), worker=worker, key=job.key(), host=socket.gethostname(),
-                            versions=package_versions(), device=job.device or "")
+    tid = store.claim_trial(job.trial_spec(), worker=worker, key=job.key(),
+                            **current_environment(job.device or "").fields())
     if tid is None:
         return held_elsewhere(job, store)
     try:
@@ -175,7 +163,7 @@ def execute_refined(job: Job, store: Any, *, trial_id: int | None = None, worker
     if prior.status in ("diverged", "failed"):
         return _record_unrun(job, store, algo, prior, extra, trial_id)
     r = refine.refine_trial(store, prior.id, tau=float(opts.get("tau", 0.1)), norm=str(opts.get("norm", "auto")),
-                            steps=job.budget_steps)
+                            budget_steps=job.budget_steps)
     second = dataclasses.replace(algo, schedule=r.spec.to_dict())
     return _run(job, store, algorithm=second, key=job.key(), extra_metrics=extra, trial_id=trial_id, worker=worker)
 
@@ -184,16 +172,13 @@ def _record_unrun(job: Job, store: Any, algo: ResolvedAlgorithm, prior: TrialRes
                   extra: dict[str, float], trial_id: int | None = None) -> TrialResult:
     """A second pass that cannot run because its first pass broke: a recorded outcome
     (never reached), not a crash."""
-    from steplab.training.recorder import package_versions
-
     spec = job.trial_spec()
-    tid = trial_id if trial_id is not None else store.start_trial(
-        spec, host=socket.gethostname(), versions=package_versions(), key=job.key())
+    env = current_environment(prior.device)
+    tid = trial_id if trial_id is not None else store.start_trial(spec, key=job.key(), **env.fields())
     result = TrialResult(
         spec=spec, status=prior.status, steps=0, train_time_s=0.0, eval_time_s=0.0,
         time_to_target_s=math.inf, steps_to_target=math.inf, final_metrics=extra,
-        message=f"first pass (trial {prior.id}) {prior.status}: {prior.message}"[:500],
-        device=prior.device, host=socket.gethostname(), versions=package_versions(), id=tid,
+        message=f"first pass (trial {prior.id}) {prior.status}: {prior.message}"[:500], id=tid, **env.fields(),
     )
     store.finish_trial(tid, result)
     return result

@@ -1,89 +1,59 @@
-"""One trial: build, train, evaluate on the workload's cadence, stop at target or budget.
+"""THE training loop: the only place steplab takes optimizer steps.
 
-The loop reads top to bottom like nanoGPT's ``train.py``: seed, build the model, the
-optimizer and its schedule, then for each step: batch, loss, backward, clip, step, record;
-every ``eval_every`` steps (and at any ``TrainConfig.eval_steps``) pause the clock, evaluate in
-eval mode (schedule-free optimizers switched too), and stop once the target is met. Time-to-target counts training time only
-(AlgoPerf, Dahl et al. 2023, "Timing": evaluation time is excluded and stored apart).
+:func:`train` reads top to bottom like nanoGPT's ``train.py``: for each step, a batch, loss,
+backward, clip, step, record; check divergence; every ``eval_every`` steps (and at any extra
+``eval_steps``) pause the clock, evaluate in eval mode (schedule-free optimizers switched
+too), and stop once the target is met. Time-to-target counts training time only (AlgoPerf,
+Dahl et al. 2023, "Timing": evaluation time is excluded and stored apart). :func:`build`
+seeds and builds what it trains; :func:`run_trial` is one benchmark trial around both.
 
-A diverged run (non-finite loss, or a loss above ``divergence_factor`` times its first
-value) and a run that raises are *recorded outcomes* with infinite time-to-target, never a
-crash of the benchmark.
+What other callers add hooks in through :class:`Hooks` (one call before each step, one
+after each evaluation) and :meth:`Trainee.checkpoint`/:meth:`Trainee.restore`: AutoLRS
+searches at its stage starts (``steplab.studies.autolr``), continual streams save and
+restore at stage boundaries (``steplab.studies.continual``), the Ray Tune trainable leases
+steps and reports (``steplab.studies.tuning_ray``), tuners prune.
+
+One divergence rule for all (:class:`Divergence`): a non-finite loss, or a loss above
+``divergence_factor`` times its reference (the first step's loss, taken again at
+``divergence_resets``, e.g. a continual stream's task switches), or a non-finite watched
+loss metric. A diverged run and a run that raises are *recorded outcomes* with infinite
+time-to-target, never a crash of the benchmark.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import dataclasses
 import itertools
 import math
-import random
-import socket
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
 
-import numpy as np
 import torch
 
-from steplab.optim import optimizers
+from steplab import schedules
 from steplab.algorithms import ResolvedAlgorithm
 from steplab.errors import SpecError
-from steplab.training.recorder import Recorder, package_versions
-from steplab.results import TrialResult, TrialSpec
+from steplab.optim import optimizers
+from steplab.optim.modes import eval_mode, train_mode
+from steplab.results import RunEnvironment, TrialResult, TrialSpec, current_environment, trial_spec
 from steplab.store import Store, new_worker_id
-from steplab.workloads.base import Workload
+from steplab.training.config import TrainConfig, seed_everything, sync
+from steplab.training.recorder import Recorder
+from steplab.workloads.base import Target, Workload
 
 #: called after every evaluation with (step, budget, metrics, train_time_s), for progress bars
 #: and tuners: returning True stops the trial there, recorded as ``pruned``
 Progress = Callable[[int, int, dict[str, float], float], "bool | None"]
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """How a trial is run (not what is run: that is the ``TrialSpec``)."""
+class Task(Protocol):
+    """What the loop trains on: a :class:`Workload`, or a view of one (a continual stream)."""
 
-    #: "cpu", "cuda", "cuda:1"...; None picks CUDA when available
-    device: str | None = None
-    #: stop when the target is reached (False: train to the end of the budget)
-    stop_at_target: bool = True
-    #: a loss above this multiple of the first step's loss counts as diverged
-    divergence_factor: float = 20.0
-    #: torch intra-op threads for this trial (None leaves torch's setting)
-    threads: int | None = None
-    #: record gradient and update norms per step (the recorder's cost is measured in
-    #: benchmarks/overhead.py)
-    record_norms: bool = True
-    #: also evaluate after exactly these update counts (e.g. the ends of the cycles of a
-    #: ``budget_cycles`` schedule, ``steplab.studies.tradeoff``), besides every ``eval_every`` steps
-    eval_steps: tuple[int, ...] = ()
-    #: at every evaluation also record ``train/loss``, the mean loss over this many training
-    #: minibatches of a fixed sample (:meth:`Workload.train_loss`); 0 (the default) skips it.
-    #: A per-step minibatch loss is too noisy to score a loss-curve prediction against.
-    train_eval_batches: int = 0
+    def loss(self, model: torch.nn.Module, batch: Any) -> torch.Tensor: ...
 
-
-def pick_device(name: str | None = None) -> torch.device:
-    """``name`` if given and available, else CUDA when present, else CPU."""
-    if name is None or name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise SpecError(f"unknown device {name!r}; use cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SpecError(f"device {name!r} requested but CUDA is not available here; use --device cpu")
-    return device
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    def evaluate(self, model: torch.nn.Module, device: torch.device) -> dict[str, float]: ...
 
 
 def train_step(
@@ -97,9 +67,9 @@ def train_step(
     params: list[torch.Tensor],
     needs_loss: bool,
 ) -> torch.Tensor:
-    """One update, as every steplab loop makes it: loss, backward, clip the global gradient
-    norm at ``grad_clip``, optimizer step (Polyak-type steps, ``needs_loss``, read the loss
-    just computed: ``steplab.optim.polyak``), schedule step. Returns the loss (before the update)."""
+    """One update: loss, backward, clip the global gradient norm at ``grad_clip``, optimizer
+    step (Polyak-type steps, ``needs_loss``, read the loss just computed:
+    ``steplab.optim.polyak``), schedule step. Returns the loss (before the update)."""
     loss = loss_fn(model, batch)
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -111,6 +81,234 @@ def train_step(
         opt.step()
     lr_scheduler.step()
     return loss
+
+
+@dataclasses.dataclass
+class Trainee:
+    """A model with its optimizer and LR scheduler on ``device``."""
+
+    model: torch.nn.Module
+    opt: torch.optim.Optimizer
+    lr_scheduler: Any
+    grad_clip: float | None
+    device: torch.device
+
+    def __post_init__(self) -> None:
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.needs_loss = optimizers.needs_loss(self.opt)
+
+    def step(self, task: Task, batch: Any) -> torch.Tensor:
+        """One update on ``batch`` (:func:`train_step`); the loss before it."""
+        return train_step(task.loss, self.model, batch, self.opt, self.lr_scheduler, grad_clip=self.grad_clip,
+                          params=self.params, needs_loss=self.needs_loss)
+
+    def evaluate(self, task: Task, train_eval_batches: int = 0) -> dict[str, float]:
+        """``task.evaluate`` in eval mode (model and optimizer), plus ``train/loss`` over
+        ``train_eval_batches`` fixed training minibatches when > 0."""
+        with eval_mode(self.opt):
+            self.model.eval()
+            metrics = task.evaluate(self.model, self.device)
+            if train_eval_batches:
+                metrics["train/loss"] = task.train_loss(self.model, self.device, train_eval_batches)  # type: ignore[attr-defined]
+            self.model.train()
+        return metrics
+
+    def checkpoint(self) -> dict[str, Any]:
+        """Copies of the model's, the optimizer's and the scheduler's state."""
+        return {"model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+                "opt": copy.deepcopy(self.opt.state_dict()), "lr_scheduler": self.lr_scheduler.state_dict()}
+
+    def restore(self, ckpt: dict[str, Any]) -> None:
+        """Load a :meth:`checkpoint` (which stays intact: torch's ``load_state_dict`` copies,
+        the copy here covers optimizers that override it)."""
+        self.model.load_state_dict(ckpt["model"])
+        self.opt.load_state_dict(copy.deepcopy(ckpt["opt"]))
+        self.lr_scheduler.load_state_dict(ckpt["lr_scheduler"])
+        train_mode(self.opt)
+
+
+def build(source: Any, algorithm: ResolvedAlgorithm, seed: int, device: torch.device, budget_steps: int,
+          schedule: schedules.Schedule | None = None) -> Trainee:
+    """Seed everything, then ``source.init_model(seed)`` (a workload or a stream) on
+    ``device`` in train mode with ``algorithm``'s optimizer and its schedule over
+    ``budget_steps`` updates (or ``schedule``)."""
+    seed_everything(seed)
+    model = source.init_model(seed).to(device)
+    model.train()
+    opt = algorithm.build_optimizer(model)
+    lr_scheduler = schedules.to_lr_scheduler(
+        opt, algorithm.build_schedule(budget_steps) if schedule is None else schedule)
+    train_mode(opt)
+    return Trainee(model, opt, lr_scheduler, algorithm.grad_clip, device)
+
+
+def ready(batches: Iterator[Any]) -> Iterator[Any]:
+    """``batches`` with its first batch drawn: that builds the data set, before the clock starts."""
+    return itertools.chain([next(batches)], batches)
+
+
+def recorder(trainee: Trainee, cfg: TrainConfig, store: Store | None = None, trial_id: int | None = None) -> Recorder:
+    """The recorder of a trainee's run (norms as ``cfg.record_norms`` says); its clock starts now."""
+    n = cfg.record_norms
+    return Recorder(trainee.opt, store=store, trial_id=trial_id, grad_norm=n, l1=n, update_norm=n)
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """When the loop evaluates and stops."""
+
+    budget_steps: int
+    eval_every: int
+    #: the watched metric: its best value is kept; non-finite, a loss metric means diverged
+    metric: str | None = None
+    mode: str = "min"
+    target: Target | None = None
+    stop_at_target: bool = True
+    #: extra update counts to evaluate after
+    eval_steps: tuple[int, ...] = ()
+    #: also evaluate before the first update (recorded at step 0)
+    eval_at_start: bool = False
+    train_eval_batches: int = 0
+    divergence_factor: float = 20.0
+    divergence_resets: tuple[int, ...] = ()
+    #: the first update (a run resumed from a checkpoint)
+    start_step: int = 0
+
+    @classmethod
+    def of(cls, workload: Workload, cfg: TrainConfig) -> Plan:
+        """The plan of a benchmark trial: the workload's budget, cadence and target."""
+        target = workload.target
+        return cls(budget_steps=workload.budget_steps, eval_every=workload.eval_every, metric=target.metric,
+                   mode=target.mode, target=target, stop_at_target=cfg.stop_at_target,
+                   eval_steps=tuple(int(k) for k in cfg.eval_steps), train_eval_batches=cfg.train_eval_batches,
+                   divergence_factor=cfg.divergence_factor, divergence_resets=tuple(workload.divergence_resets))
+
+
+@dataclasses.dataclass(frozen=True)
+class Hooks:
+    """What a caller adds to the loop. A hook that returns a text stops the run there,
+    recorded ``pruned`` with that message."""
+
+    #: before update ``step`` (0-based): a stage boundary (a search, a save, a lease)
+    before_step: Callable[[int], str | None] | None = None
+    #: after each evaluation but the one before training, with (updates done, metrics)
+    on_eval: Callable[[int, dict[str, float]], str | None] | None = None
+
+
+@dataclasses.dataclass
+class Divergence:
+    """The divergence rule of every steplab run (see the module docstring)."""
+
+    factor: float
+    #: the steps whose loss becomes the reference
+    resets: frozenset[int]
+    reference: float = math.nan
+
+    def check_loss(self, step: int, value: float) -> str | None:
+        """Why the loss ``value`` of update ``step`` means divergence, or None."""
+        if step in self.resets:
+            self.reference = value
+        if not math.isfinite(value) or value > self.factor * max(self.reference, 1e-8):
+            return f"loss {value:.4g} at step {step} (first loss {self.reference:.4g})"
+        return None
+
+    @staticmethod
+    def check_metric(metric: str, value: float, step: int) -> str | None:
+        """Why an evaluated ``metric`` means divergence (a non-finite loss), or None."""
+        if not math.isfinite(value) and metric.endswith("loss"):
+            return f"{metric} is {value} at step {step}"
+        return None
+
+
+@dataclasses.dataclass
+class Outcome:
+    """How a run of :func:`train` ended (``error``: the exception of a ``failed`` run)."""
+
+    status: str = "budget"
+    message: str = ""
+    steps: int = 0
+    train_time_s: float = 0.0
+    eval_time_s: float = 0.0
+    time_to_target_s: float = math.inf
+    steps_to_target: float = math.inf
+    metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    best: float = math.nan
+    error: Exception | None = None
+
+    def result(self, spec: TrialSpec, env: RunEnvironment, final_metrics: dict[str, float],
+               trial_id: int | None) -> TrialResult:
+        """The finished trial of ``spec`` with ``final_metrics``."""
+        return TrialResult(spec, self.status, self.steps, self.train_time_s, self.eval_time_s,  # type: ignore[arg-type]
+                           self.time_to_target_s, self.steps_to_target, final_metrics, self.message,
+                           id=trial_id, **env.fields())
+
+
+def train(trainee: Trainee, task: Task, batches: Iterator[Any], rec: Recorder, plan: Plan,
+          hooks: Hooks = Hooks()) -> Outcome:
+    """Train ``trainee`` on ``task`` with ``batches`` as ``plan`` says, recording into
+    ``rec`` (closed at the end); see the module docstring."""
+    device, budget = trainee.device, plan.budget_steps
+    check_every = 1 if device.type == "cpu" else plan.eval_every
+    extra_evals = set(plan.eval_steps)
+    rule = Divergence(plan.divergence_factor, frozenset({plan.start_step, *plan.divergence_resets}))
+    better = max if plan.mode == "max" else min
+    out = Outcome(steps=plan.start_step)
+
+    def evaluate() -> dict[str, float]:
+        sync(device)
+        with rec.evaluating():
+            metrics = trainee.evaluate(task, plan.train_eval_batches)
+        rec.eval(**metrics)
+        return metrics
+
+    def stop(status: str, message: str) -> None:
+        out.status, out.message = status, message
+
+    try:
+        if plan.eval_at_start:
+            out.metrics = evaluate()
+        for step in range(plan.start_step, budget):
+            if hooks.before_step is not None and (why := hooks.before_step(step)):
+                stop("pruned", why)
+                break
+            loss = trainee.step(task, next(batches))
+            rec.log(loss)
+            out.steps = done = step + 1
+            if (step % check_every == 0 or done == budget) and (why := rule.check_loss(step, float(loss.detach()))):
+                stop("diverged", why)
+                break
+            if not (done % plan.eval_every == 0 or done == budget or done in extra_evals):
+                continue
+            out.metrics = metrics = evaluate()
+            value = metrics.get(plan.metric, math.nan) if plan.metric else math.nan
+            if plan.metric and (why := rule.check_metric(plan.metric, value, done)):
+                stop("diverged", why)
+                break
+            if math.isfinite(value):
+                out.best = value if math.isnan(out.best) else better(out.best, value)
+            if plan.target is not None and plan.target.reached(value) and math.isinf(out.time_to_target_s):
+                out.time_to_target_s, out.steps_to_target = rec.train_time_s, float(done)
+                if plan.stop_at_target:
+                    break
+            if hooks.on_eval is not None and (why := hooks.on_eval(done, metrics)):
+                stop("pruned", why)
+                break
+    except (KeyboardInterrupt, SystemExit):
+        rec.close()  # a stored trial stays "running" until its claim is given back or dies (Store.claim_trial)
+        raise
+    except Exception as e:  # a broken run is a recorded outcome, not a crash
+        stop("failed", f"{type(e).__name__}: {e}".replace("\n", " ")[:500])
+        out.error = e
+
+    sync(device)
+    out.train_time_s = rec.train_time_s
+    rec.close()
+    out.eval_time_s = rec.eval_time_s
+    if out.status == "budget" and math.isfinite(out.time_to_target_s):
+        out.status = "reached"
+    elif out.status in ("diverged", "failed"):  # a run that reached its target, then crashed, is failed
+        out.time_to_target_s, out.steps_to_target = math.inf, math.inf
+    return out
 
 
 def run_trial(
@@ -142,151 +340,32 @@ def run_trial(
             f"algorithm {algorithm.name!r} sets label_smoothing={algorithm.label_smoothing}, which the "
             "train loop does not apply yet; set it to 0"
         )
-    device = pick_device(cfg.device)
-    if cfg.threads is not None:
-        torch.set_num_threads(cfg.threads)
-    budget = workload.budget_steps
-    spec = TrialSpec(
-        workload=workload.name,
-        variant=workload.variant,
-        algorithm=algorithm.name,
-        algorithm_spec=algorithm.to_dict(),
-        hyperparameters=dict(algorithm.hyperparameters),
-        seed=seed,
-        budget_steps=budget,
-        study_id=study_id,
-        index=index,
-        stop_at_target=cfg.stop_at_target,
-    )
-    if store is None:
-        return _train(workload, algorithm, seed, spec, None, None, cfg, device, progress, extra_metrics)
-    worker = worker or new_worker_id()
-    if trial_id is None:
-        trial_id = store.start_trial(
-            spec, name=name, host=socket.gethostname(), versions=package_versions(), device=str(device),
-            key=key, worker=worker,
-        )
-    else:
-        store.set_trial_spec(trial_id, spec)
-    with store.heartbeat(worker):
-        return _train(workload, algorithm, seed, spec, store, trial_id, cfg, device, progress, extra_metrics)
+    device = cfg.start()
+    spec = trial_spec(workload, algorithm, seed, settings=cfg.settings(), study_id=study_id, index=index,
+                      stop_at_target=cfg.stop_at_target)
+    env = current_environment(str(device))
+    beating: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    if store is not None:
+        worker = worker or new_worker_id()
+        if trial_id is None:
+            trial_id = store.start_trial(spec, name=name, key=key, worker=worker, **env.fields())
+        else:
+            store.set_trial_spec(trial_id, spec)
+        beating = store.heartbeat(worker)
+    with beating:
+        trainee = build(workload, algorithm, seed, device, workload.budget_steps)
+        batches = ready(workload.batches(seed, device))
+        rec = recorder(trainee, cfg, store, trial_id)
+        budget = workload.budget_steps
 
+        def on_eval(steps: int, metrics: dict[str, float]) -> str | None:
+            if progress is not None and progress(steps, budget, metrics, rec.train_time_s):
+                return f"stopped by the caller after {steps} steps"
+            return None
 
-def _train(
-    workload: Workload,
-    algorithm: ResolvedAlgorithm,
-    seed: int,
-    spec: TrialSpec,
-    store: Store | None,
-    trial_id: int | None,
-    cfg: TrainConfig,
-    device: torch.device,
-    progress: Progress | None,
-    extra_metrics: dict[str, float] | None,
-) -> TrialResult:
-    """The loop of :func:`run_trial`, writing to ``trial_id`` when ``store`` is given."""
-    budget = workload.budget_steps
-    target = workload.target
-    seed_everything(seed)
-    model = workload.init_model(seed).to(device)
-    model.train()
-    opt, lr_scheduler = algorithm.build(model, budget)
-    optimizers.train_mode(opt)
-    batches = workload.batches(seed, device)
-    # the first batch builds the data set: do that before the training clock starts
-    batches = itertools.chain([next(batches)], batches)
-    _sync(device)
-    rec = Recorder(
-        opt,
-        store=store,
-        trial_id=trial_id,
-        grad_norm=cfg.record_norms,
-        l1=cfg.record_norms,
-        update_norm=cfg.record_norms,
-    )
-    params = [p for p in model.parameters() if p.requires_grad]
-    check_every = 1 if device.type == "cpu" else workload.eval_every
-    needs_loss = optimizers.needs_loss(opt)
-    extra_evals = {int(k) for k in cfg.eval_steps}
-
-    status, message = "budget", ""
-    steps_done = 0
-    first_loss = math.nan
-    time_to_target, steps_to_target = math.inf, math.inf
-    metrics: dict[str, float] = {}
-    best = math.nan
-    try:
-        for step in range(budget):
-            loss = train_step(workload.loss, model, next(batches), opt, lr_scheduler,
-                              grad_clip=algorithm.grad_clip, params=params, needs_loss=needs_loss)
-            rec.log(loss)
-            steps_done = step + 1
-
-            if step % check_every == 0 or steps_done == budget:
-                value = float(loss.detach())
-                if step == 0 or step in workload.divergence_resets:  # e.g. a continual stream's task switch
-                    first_loss = value
-                if not math.isfinite(value) or value > cfg.divergence_factor * max(first_loss, 1e-8):
-                    status = "diverged"
-                    message = f"loss {value:.4g} at step {step} (first loss {first_loss:.4g})"
-                    break
-
-            if steps_done % workload.eval_every == 0 or steps_done == budget or steps_done in extra_evals:
-                _sync(device)
-                with rec.evaluating(), optimizers.eval_mode(opt):
-                    model.eval()
-                    metrics = workload.evaluate(model, device)
-                    if cfg.train_eval_batches:
-                        metrics["train/loss"] = workload.train_loss(model, device, cfg.train_eval_batches)
-                    model.train()
-                rec.eval(**metrics)
-                value = metrics.get(target.metric, math.nan)
-                if not math.isfinite(value) and target.metric.endswith("loss"):
-                    status, message = "diverged", f"{target.metric} is {value} at step {steps_done}"
-                    break
-                if math.isfinite(value):
-                    better = max if target.mode == "max" else min
-                    best = value if math.isnan(best) else better(best, value)
-                if target.reached(value) and math.isinf(time_to_target):
-                    time_to_target, steps_to_target = rec.train_time_s, float(steps_done)
-                    if cfg.stop_at_target:
-                        break
-                if progress is not None and progress(steps_done, budget, metrics, rec.train_time_s):
-                    status, message = "pruned", f"stopped by the caller after {steps_done} steps"
-                    break
-    except (KeyboardInterrupt, SystemExit):
-        rec.close()  # the trial stays "running" until its claim is given back or dies (Store.claim_trial)
-        raise
-    except Exception as e:  # a broken trial is a recorded outcome, not a crash
-        status = "failed"
-        message = f"{type(e).__name__}: {e}".replace("\n", " ")[:500]
-
-    _sync(device)
-    train_time = rec.train_time_s
-    rec.close()
-    if math.isfinite(time_to_target) and status not in ("diverged", "pruned"):
-        status = "reached"
-    elif status == "diverged":
-        time_to_target, steps_to_target = math.inf, math.inf
-    final = dict(metrics)
-    final[f"best/{target.metric}"] = best
-    final.update(extra_metrics or {})
-    result = TrialResult(
-        spec=spec,
-        status=status,  # type: ignore[arg-type]
-        steps=steps_done,
-        train_time_s=train_time,
-        eval_time_s=rec.eval_time_s,
-        time_to_target_s=time_to_target,
-        steps_to_target=steps_to_target,
-        final_metrics=final,
-        message=message,
-        device=str(device),
-        host=socket.gethostname(),
-        versions=package_versions(),
-        id=trial_id,
-    )
+        out = train(trainee, workload, batches, rec, Plan.of(workload, cfg), Hooks(on_eval=on_eval))
+    final = {**out.metrics, f"best/{workload.target.metric}": out.best, **(extra_metrics or {})}
+    result = out.result(spec, env, final, trial_id)
     if store is not None and trial_id is not None:
         store.finish_trial(trial_id, result)
     return result
-

@@ -23,9 +23,6 @@ host-device synchronization.
 from __future__ import annotations
 
 import contextlib
-import math
-import platform
-import socket
 import time
 import warnings
 from collections.abc import Iterator, Mapping
@@ -36,62 +33,13 @@ import numpy as np
 import torch
 
 from steplab.errors import SpecError, StoreError
-from steplab.results import STEP_COLUMNS, EvalRow, StepRow, TrialResult, TrialSpec
+from steplab.results import STEP_COLUMNS, EvalRow, StepRow, TrialResult, current_environment
 from steplab.store import Store, new_worker_id, open_store
+from steplab.training.trace_values import global_norm, materialize, split_of, user_trial_spec
 
-__all__ = ["Recorder", "package_versions"]
+__all__ = ["Recorder"]
 
 _Value = float | torch.Tensor | None
-
-
-def _jsonable(value: Any) -> Any:
-    """``value`` with everything JSON cannot hold turned into its ``str`` (configs are user
-    data: a ``Path`` or a dtype in a config should not stop the run)."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        return value.item()
-    return str(value)
-
-
-def package_versions() -> dict[str, str]:
-    from steplab import __version__
-
-    return {
-        "steplab": __version__,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-    }
-
-
-def _split_of(metric: str) -> tuple[str, str]:
-    """``("validation", "validation/loss")`` for ``"validation/loss"`` or ``"loss"``."""
-    if "/" in metric:
-        return metric.split("/", 1)[0], metric
-    return "validation", f"validation/{metric}"
-
-
-def _global_norm(tensors: list[torch.Tensor], ord: float) -> torch.Tensor:
-    """The ``ord``-norm of all ``tensors`` flattened together, as a float32 0-d tensor on the
-    first tensor's device (``torch.nn.utils.clip_grad_norm_``'s recipe)."""
-    device = tensors[0].device
-    dense = [t for t in tensors if not t.is_sparse]
-    norms: list[torch.Tensor] = []
-    if dense:
-        by_device: dict[torch.device, list[torch.Tensor]] = {}
-        for t in dense:
-            by_device.setdefault(t.device, []).append(t)
-        for group in by_device.values():
-            norms.extend(n.to(device) for n in torch._foreach_norm(group, ord, dtype=torch.float32))
-    for t in tensors:
-        if t.is_sparse:
-            values = t.coalesce().values().to(torch.float32)
-            norms.append(torch.linalg.vector_norm(values, ord).to(device))
-    return torch.linalg.vector_norm(torch.stack(norms), ord)
 
 
 class Recorder:
@@ -178,31 +126,11 @@ class Recorder:
         self.store: Store | None = store
         self.trial_id: int | None = trial_id
         if db is not None:
-            cfg = _jsonable(dict(config or {}))
-            spec = TrialSpec(
-                workload="user",
-                variant="base",
-                algorithm=type(optimizer).__name__,
-                algorithm_spec={
-                    "optimizer": f"{type(optimizer).__module__}.{type(optimizer).__qualname__}",
-                    "defaults": _jsonable(getattr(optimizer, "defaults", {})),
-                },
-                hyperparameters=cfg,
-                seed=int(cfg.get("seed", 0)) if isinstance(cfg.get("seed"), int) else 0,
-                budget_steps=(
-                    int(cfg["budget_steps"]) if isinstance(cfg.get("budget_steps"), int) else 0
-                ),
-                stop_at_target=False,
-            )
+            spec = user_trial_spec(optimizer, config)
             self.store = open_store(db)
             try:
                 self.trial_id = self.store.start_trial(
-                    spec,
-                    name=name,
-                    host=socket.gethostname(),
-                    versions=package_versions(),
-                    device=self._device(),
-                    worker=new_worker_id(),
+                    spec, name=name, worker=new_worker_id(), **current_environment(self._device()).fields()
                 )
             except BaseException:
                 self.store.close()
@@ -240,9 +168,9 @@ class Recorder:
         if params and (self.record_grad_norm or self.record_l1):
             grads = [p.grad for p in params]
             if self.record_grad_norm:
-                gn = _global_norm(grads, 2.0)  # type: ignore[arg-type]
+                gn = global_norm(grads, 2.0)  # type: ignore[arg-type]
             if self.record_l1:
-                gn1 = _global_norm(grads, 1.0)  # type: ignore[arg-type]
+                gn1 = global_norm(grads, 1.0)  # type: ignore[arg-type]
         if self.record_update_norm and params:
             buffers = [self._buffer(p) for p in params]
             torch._foreach_copy_(buffers, params)
@@ -267,7 +195,7 @@ class Recorder:
         if self._step_params:
             buffers = [self._buffers[id(p)] for p in self._step_params]
             torch._foreach_sub_(buffers, self._step_params)  # old - new, in place
-            un = _global_norm(buffers, 2.0)
+            un = global_norm(buffers, 2.0)
             self._step_params = []
         self._pending.append([self.step, self.train_time_s, lr, None, gn, gn1, un])
         self.step += 1
@@ -323,7 +251,7 @@ class Recorder:
             value = (
                 float(raw.detach().float().item()) if isinstance(raw, torch.Tensor) else float(raw)
             )
-            split, full = _split_of(metric)
+            split, full = split_of(metric)
             row = EvalRow(step=at, time_s=now, split=split, metric=full, value=value)
             self._pending_evals.append(row)
             self._last_metrics[full] = value
@@ -377,7 +305,7 @@ class Recorder:
         """Copy pending values to the host (one transfer per device) and write the rows:
         to the store in one transaction per table, or to memory."""
         if self._pending:
-            rows = self._materialize(self._pending)
+            rows = materialize(self._pending)
             self._pending = []
             if self.store is not None:
                 self.store.append_steps(self.trial_id, rows)  # type: ignore[arg-type]
@@ -389,27 +317,6 @@ class Recorder:
                 self.store.append_evals(self.trial_id, evals)  # type: ignore[arg-type]
             else:
                 self._eval_rows.extend(evals)
-
-    @staticmethod
-    def _materialize(pending: list[list[Any]]) -> list[StepRow]:
-        by_device: dict[torch.device, list[tuple[int, int]]] = {}
-        tensors: dict[torch.device, list[torch.Tensor]] = {}
-        for i, row in enumerate(pending):
-            for j in range(2, len(row)):
-                value = row[j]
-                if isinstance(value, torch.Tensor):
-                    by_device.setdefault(value.device, []).append((i, j))
-                    tensors.setdefault(value.device, []).append(value.to(torch.float32))
-        for device, where in by_device.items():
-            values = torch.stack(tensors[device]).cpu().tolist()
-            for (i, j), v in zip(where, values, strict=True):
-                pending[i][j] = v
-        out = []
-        for row in pending:
-            clean = [None if v is None else float(v) for v in row[2:]]
-            clean = [None if v is not None and math.isnan(v) else v for v in clean]
-            out.append(StepRow(int(row[0]), float(row[1]), *clean))
-        return out
 
     # -- reading back ------------------------------------------------------------------
     @property
@@ -463,9 +370,7 @@ class Recorder:
                     eval_time_s=self.eval_time_s,
                     final_metrics=dict(self._last_metrics),
                     message=message,
-                    device=self._device(),
-                    host=socket.gethostname(),
-                    versions=package_versions(),
+                    **current_environment(self._device()).fields(),
                 )
                 self.store.finish_trial(self.trial_id, result)  # type: ignore[arg-type]
         finally:

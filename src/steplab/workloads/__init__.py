@@ -1,50 +1,43 @@
-"""Workload registry: ``get(name, variant)`` builds one, ``names()`` lists them."""
+"""Workload registry: ``get(name, variant)`` builds one, ``names()`` lists them.
+
+The families are listed here, one way: this package imports its family modules (lazily, so
+that ``import steplab.workloads`` stays cheap), and no family module imports it back."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
 
 from steplab.errors import WorkloadError
 from steplab.workloads.base import Target, Workload
 
-_REGISTRY: dict[str, type[Workload]] = {}
 
+@functools.cache
+def _registry() -> dict[str, type[Workload]]:
+    from steplab.workloads.charlm import CharLM
+    from steplab.workloads.digits import DigitsMLP
+    from steplab.workloads.logreg import LogReg
+    from steplab.workloads.modarith import ModArith
+    from steplab.workloads.stream import StreamWorkload
+    from steplab.workloads.teacher_student import TeacherStudent
 
-def register(cls: type[Workload]) -> type[Workload]:
-    """Class decorator adding a workload family to the registry under ``cls.name``."""
-    if not cls.name:
-        raise ValueError(f"{cls.__name__} has no name")
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def _load_builtins() -> None:
-    # Imported lazily so that `import steplab.workloads` stays cheap.
-    from steplab.workloads import (  # noqa: F401
-        charlm,
-        digits,
-        logreg,
-        modarith,
-        stream,
-        teacher_student,
-    )
+    families: tuple[type[Workload], ...] = (CharLM, DigitsMLP, LogReg, ModArith, StreamWorkload, TeacherStudent)
+    return {cls.name: cls for cls in families}
 
 
 def names() -> list[str]:
     """Names of all registered workloads, sorted."""
-    _load_builtins()
-    return sorted(_REGISTRY)
+    return sorted(_registry())
 
 
 def workload_class(name: str) -> type[Workload]:
     """The class registered as ``name``; ``WorkloadError`` when unknown."""
-    _load_builtins()
-    if name not in _REGISTRY:
+    registry = _registry()
+    if name not in registry:
         raise WorkloadError(
-            f"unknown workload {name!r}; known: {', '.join(sorted(_REGISTRY))} "
+            f"unknown workload {name!r}; known: {', '.join(sorted(registry))} "
             "(see `steplab workloads list`)"
         )
-    return _REGISTRY[name]
+    return registry[name]
 
 
 def get(name: str, variant: str | None = None, **overrides: object) -> Workload:
@@ -56,6 +49,4 @@ def get(name: str, variant: str | None = None, **overrides: object) -> Workload:
     return cls(variant or "base", **overrides)  # type: ignore[arg-type]
 
 
-WorkloadFactory = Callable[..., Workload]
-
-__all__ = ["Target", "Workload", "get", "names", "register", "workload_class"]
+__all__ = ["Target", "Workload", "get", "names", "workload_class"]

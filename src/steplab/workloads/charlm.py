@@ -74,7 +74,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from steplab.workloads import register
 from steplab.workloads.base import Batch, Target, Workload
 
 CONTEXT, D_MODEL, N_HEADS, BLOCK, HOLDOUT_EVERY, N_EVAL = 64, 64, 4, 1000, 10, 256
@@ -175,7 +174,6 @@ class CharTransformer(nn.Module):
         return self.head(self.ln(self.blocks(self.tok(idx) + self.pos(pos))))
 
 
-@register
 class CharLM(Workload):
     """1-layer char transformer on the stdlib's pydoc topics text (see module doc)."""
 

@@ -45,7 +45,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from steplab.workloads import register
 from steplab.workloads.base import Batch, Target, Workload, shuffled_batches
 
 DATA_SEED = 0
@@ -83,7 +82,6 @@ def _data(device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
     return _CACHE[key]  # type: ignore[return-value]
 
 
-@register
 class DigitsMLP(Workload):
     """MLP 64-128-10 on sklearn's 8x8 digits; target validation accuracy (see module doc)."""
 

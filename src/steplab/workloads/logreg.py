@@ -65,7 +65,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from steplab.workloads import register
 from steplab.workloads.base import Batch, Target, Workload, shuffled_batches
 
 DATA_SEED = 0
@@ -123,7 +122,6 @@ def optimum(variant: str = "base", max_iter: int = 2000) -> float:
         return nn.functional.binary_cross_entropy_with_logits(xv @ w[:-1] + w[-1], yv).item()
 
 
-@register
 class LogReg(Workload):
     """Logistic regression, d = 50, covariance condition number ``kappa`` (see module doc)."""
 

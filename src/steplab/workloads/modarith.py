@@ -59,7 +59,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from steplab.workloads import register
 from steplab.workloads.base import Batch, Target, Workload, shuffled_batches
 
 DATA_SEED = 0
@@ -96,7 +95,6 @@ class EmbedMLP(nn.Module):
         return self.out(torch.relu(self.hidden(h)))
 
 
-@register
 class ModArith(Workload):
     """``a + b mod p`` with an embedding-MLP, grokking under weight decay (see module doc)."""
 

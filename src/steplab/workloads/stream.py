@@ -1,11 +1,11 @@
-"""``stream``: a continual stream of :mod:`steplab.studies.continual` as a workload, so that
+"""``stream``: a continual stream (:mod:`steplab.workloads.task_stream`) as a workload, so that
 ``steplab bench`` (and anything else that runs :func:`steplab.training.loop.run_trial`) takes it.
 
 The variant is the stream's text, ``stream:split-digits+replay=0.25`` (``stream`` alone is
 ``split-digits``). The trial trains the tasks one after the other with the stream's batches
 (replay included), evaluates every ``eval_every`` updates on the tasks seen so far (all
 tasks at each task end) and, at the last evaluation, adds the metrics of
-:mod:`steplab.analysis.continual_metrics` (``continual/acc``, ``continual/min_acc``...) to the
+:mod:`steplab.workloads.stream_metrics` (``continual/acc``, ``continual/min_acc``...) to the
 metrics, hence to the trial's final metrics, where a benchmark target can read them:
 the default target is ``continual/acc`` (final average accuracy; for ``charlm-shift`` the
 negative mean validation loss of both domains), reported only at the end, so a trial
@@ -35,11 +35,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from steplab.studies.continual import STREAMS, Stream, parse_stream
-from steplab.analysis.continual_metrics import History, summarize
+from steplab.algorithms.defaults import stream_hyperparameters
 from steplab.errors import SpecError, WorkloadError
-from steplab.workloads import register
 from steplab.workloads.base import Batch, Target, Workload
+from steplab.workloads.stream_metrics import History, summarize
+from steplab.workloads.stream_spec import STREAMS, parse_stream
+from steplab.workloads.task_stream import Stream
 
 #: ``continual/acc`` targets of the default target (see ``benchmarks/continual.py``)
 TARGETS = {"split-digits": 0.7, "permuted-digits": 0.8, "rotated-digits": 0.8, "charlm-shift": -2.0}
@@ -69,7 +70,6 @@ def _split_target(variant: str) -> tuple[str, Target | None]:
     return "+".join(keep), Target(f"continual/{metric}", number, "min" if metric in LOWER else "max")
 
 
-@register
 class StreamWorkload(Workload):
     """A continual stream trained by ``run_trial`` (see the module docstring)."""
 
@@ -110,11 +110,11 @@ class StreamWorkload(Workload):
 
     @property
     def default_hyperparameters(self) -> dict[str, Any]:  # type: ignore[override]
-        return {"lr": 0.02 if self.stream.kind == "lm" else 3e-3, "weight_decay": 0.01}
+        return stream_hyperparameters(self.stream.kind)
 
     @property
     def default_budget_steps(self) -> int:
-        return self.stream.total_steps
+        return self.stream.budget_steps
 
     @property
     def default_target(self) -> Target:
@@ -164,7 +164,7 @@ class StreamWorkload(Workload):
         step = self._drawn
         metrics = self.stream.evaluate(model, device, self.stream.seen(step))
         self.history.add(step, self.stream.scores(metrics))
-        if step >= self.stream.total_steps:
+        if step >= self.stream.budget_steps:
             metrics.update(summarize(self.history))
             metrics["continual/eval_every"] = float(self.stream.eval_every)
             metrics["continual/eval_subset"] = float(min(self.stream.eval_sizes()))

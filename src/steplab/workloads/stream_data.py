@@ -1,4 +1,4 @@
-"""The data and models of the continual streams (:mod:`steplab.studies.continual`), all offline.
+"""The data and models of the continual streams (:mod:`steplab.workloads.task_stream`), all offline.
 
 * The digit streams use the 8x8 digits bundled with scikit-learn (Alpaydin & Kaynak 1998,
   ``sklearn.datasets.load_digits``) with ``digits-mlp``'s stratified split (397 test
@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from steplab.studies.continual import StreamSpec
+    from steplab.workloads.stream_spec import StreamSpec
 
 __all__ = ["CODE_CHARS", "CONTEXT", "VOCAB", "DigitsNet", "StreamData", "digits_data", "lm_data", "lm_texts"]
 

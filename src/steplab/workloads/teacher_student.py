@@ -74,7 +74,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from steplab.workloads import register
 from steplab.workloads.base import Batch, Target, Workload, shuffled_batches
 
 DATA_SEED = 0
@@ -117,7 +116,6 @@ class TwoLayer(nn.Module):
         return (h @ self.a) * (self.alpha / self.width**0.5)
 
 
-@register
 class TeacherStudent(Workload):
     """Two-layer ReLU student, polynomial teacher; lazy-to-rich (see module doc)."""
 

@@ -37,6 +37,10 @@ higher is always better. ``R[j, i] = a_i(B_j)`` for ``j = 1..T``, and row 0 hold
   loss) and the duration, the updates from the switch until ``a_i`` is back above
   ``a_i(s) - h/2`` after its minimum (censored at the stage end when it never is; see
   :class:`Gap`).
+
+They live with the workloads, below the analyses, because the ``stream`` workload reports
+them at its last evaluation (its target is ``continual/acc``); the analyses read them from
+the traces like any other metric.
 """
 
 from __future__ import annotations

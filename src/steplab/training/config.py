@@ -1,0 +1,76 @@
+"""How a trial is run (not what is run: that is the ``TrialSpec``): the settings, the device
+and the seeding every steplab loop shares."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from typing import Any
+
+import numpy as np
+import torch
+
+from steplab.errors import SpecError
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How a trial is run. The fields that change a result are stored with every trial
+    (:meth:`settings`, ``TrialSpec.settings``)."""
+
+    #: "cpu", "cuda", "cuda:1"...; None picks CUDA when available
+    device: str | None = None
+    #: stop when the target is reached (False: train to the end of the budget)
+    stop_at_target: bool = True
+    #: a loss above this multiple of the first step's loss counts as diverged
+    divergence_factor: float = 20.0
+    #: torch intra-op threads for this trial (None leaves torch's setting)
+    threads: int | None = None
+    #: record gradient and update norms per step (the recorder's cost is measured in
+    #: benchmarks/overhead.py)
+    record_norms: bool = True
+    #: also evaluate after exactly these update counts (e.g. the ends of the cycles of a
+    #: ``budget_cycles`` schedule, ``steplab.studies.tradeoff``), besides every ``eval_every`` steps
+    eval_steps: tuple[int, ...] = ()
+    #: at every evaluation also record ``train/loss``, the mean loss over this many training
+    #: minibatches of a fixed sample (:meth:`Workload.train_loss`); 0 (the default) skips it.
+    #: A per-step minibatch loss is too noisy to score a loss-curve prediction against.
+    train_eval_batches: int = 0
+
+    def settings(self) -> dict[str, Any]:
+        """The fields that change a result, as ``TrialSpec.settings`` keys."""
+        return {"divergence_factor": float(self.divergence_factor), "eval_steps": sorted(int(k) for k in self.eval_steps),
+                "train_eval_batches": int(self.train_eval_batches)}
+
+    def start(self) -> torch.device:
+        """The device of this config (:func:`pick_device`), with torch's threads set."""
+        device = pick_device(self.device)
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+        return device
+
+
+def pick_device(name: str | None = None) -> torch.device:
+    """``name`` if given and available, else CUDA when present, else CPU."""
+    if name is None or name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise SpecError(f"unknown device {name!r}; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SpecError(f"device {name!r} requested but CUDA is not available here; use --device cpu")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (so host clocks measure it)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
