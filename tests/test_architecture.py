@@ -136,7 +136,6 @@ def test_the_checker_sees_a_circle_and_an_upward_import(tmp_path, monkeypatch):
     (pkg / "errors.py").write_text("from steplab.store import engine\n")
     (pkg / "store" / "__init__.py").write_text("")
     (pkg / "store" / "engine.py").write_text("def f():\n    from steplab import errors\n")
-    monkeypatch.setattr(__import__(__name__), "SRC", pkg, raising=False)
     monkeypatch.setitem(globals(), "SRC", pkg)
     graph = _graph()
     assert graph["steplab.errors"] == {"steplab.store.engine"}
@@ -154,3 +153,27 @@ def test_no_module_over_the_size_limit():
         if len(path.read_text().splitlines()) > MAX_LINES
     )
     assert not big, f"modules over {MAX_LINES} lines (split them by job): {big}"
+
+
+#: modules allowed to call ``.backward()`` outside the loop, and why
+BACKWARD_ELSEWHERE = {
+    # the L-BFGS solve of the problem's optimum L* that sets logreg's target: a closed
+    # problem solved once, not a training run
+    "steplab.workloads.logreg",
+}
+
+
+def test_one_module_takes_optimizer_steps():
+    """Only ``steplab.training.loop`` computes gradients for training: every other caller
+    (benchmarks, AutoLRS, continual streams, the Ray Tune trainable) imports it."""
+    offenders = []
+    for name, path in _modules().items():
+        if name in ("steplab.training.loop", *BACKWARD_ELSEWHERE):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "backward":
+                offenders.append(f"{name}:{node.lineno}")
+    assert not offenders, f"training steps outside steplab.training.loop: {offenders}"
+    users = {m for m, targets in _graph().items() if "steplab.training.loop" in targets}
+    for caller in ("steplab.studies.autolr.run", "steplab.studies.continual", "steplab.studies.tuning_ray"):
+        assert caller in users, f"{caller} does not use the one loop"

@@ -12,7 +12,8 @@ import torch
 from steplab import algorithms, workloads
 from steplab.store import open_store
 from steplab.studies.bench import get_suite
-from steplab.training.config import TrainConfig, pick_device
+from steplab.training.config import TrainConfig
+from steplab.training.device import pick_device
 from steplab.training.loop import Divergence, run_trial
 from steplab.workloads.base import Target
 

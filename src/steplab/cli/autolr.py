@@ -56,7 +56,8 @@ def autolr_cmd(
     from steplab import schedules, workloads
     from steplab.store import open_store
     from steplab.studies import autolr
-    from steplab.training.config import TrainConfig, pick_device
+    from steplab.training.config import TrainConfig
+    from steplab.training.device import pick_device
 
     wl = workloads.get(workload, variant, budget_steps=budget_steps)
     spec = build_algorithm(algorithm, lr=lr, sets=sets)

@@ -118,7 +118,8 @@ def continual_cmd(
         return _report(ids, db, plot)
     if rest:
         raise SpecError(f"one stream per run, got {' '.join(args)!r}; run them one after the other")
-    from steplab.training.config import TrainConfig, pick_device
+    from steplab.training.config import TrainConfig
+    from steplab.training.device import pick_device
 
     stream = _stream_spec(head, {"replay": replay, "buffer": buffer, "eval_every": eval_every,
                                  "eval_subset": eval_subset, "steps": steps_per_task, "batch": batch,

@@ -51,7 +51,8 @@ def run_cmd(
     """Train one algorithm on one workload, record it, print the outcome."""
     from steplab import workloads
     from steplab.store import open_store
-    from steplab.training.config import TrainConfig, pick_device
+    from steplab.training.config import TrainConfig
+    from steplab.training.device import pick_device
     from steplab.training.loop import run_trial
 
     wl = workloads.get(workload, variant, budget_steps=budget_steps)

@@ -52,7 +52,8 @@ def sensitivity_cmd(
     from steplab.analysis import sensitivity
     from steplab.store import open_store
     from steplab.studies.sensitivity import base_point, sweep
-    from steplab.training.config import TrainConfig, pick_device
+    from steplab.training.config import TrainConfig
+    from steplab.training.device import pick_device
 
     wl = workloads.get(workload, budget_steps=budget_steps)
     algo = build_algorithm(algorithm, sets=sets)

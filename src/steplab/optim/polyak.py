@@ -75,6 +75,12 @@ class _Polyak(torch.optim.Optimizer):
     def _with_grad(self) -> list[tuple[dict[str, Any], torch.Tensor]]:
         return [(g, p) for g in self.param_groups for p in g["params"] if p.grad is not None]
 
+    def _begin(self, closure: Callable[[], Any] | None) -> tuple[list[tuple[dict[str, Any], torch.Tensor]], torch.Tensor | None]:
+        """The (group, parameter) pairs with a gradient, and the closure's loss (``None``
+        when no parameter has a gradient: the step does nothing)."""
+        pairs = self._with_grad()
+        return (pairs, self._loss(closure, pairs[0][1])) if pairs else (pairs, None)
+
     def _global(self) -> dict[str, Any]:
         return self.state.setdefault("polyak", {"k": 0})  # type: ignore[call-overload]
 
@@ -123,10 +129,9 @@ class SPSMax(_Polyak):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        pairs = self._with_grad()
-        if not pairs:
+        pairs, loss = self._begin(closure)
+        if loss is None:
             return None
-        loss = self._loss(closure, pairs[0][1])
         grads = [p.grad for _, p in pairs]
         sq = _dot(grads, grads, loss.dtype)  # type: ignore[arg-type]
         g0 = self.param_groups[0]
@@ -264,10 +269,9 @@ class PolyakMomentum(_Polyak):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        pairs = self._with_grad()
-        if not pairs:
+        pairs, loss = self._begin(closure)
+        if loss is None:
             return None
-        loss = self._loss(closure, pairs[0][1])
         g0 = self.param_groups[0]
         directions = []
         for _, p in pairs:

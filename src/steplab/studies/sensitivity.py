@@ -20,7 +20,8 @@ from typing import Any
 from steplab.algorithms import Algorithm, ResolvedAlgorithm
 from steplab.analysis.sensitivity import KIND, SensitivityResult, load
 from steplab.errors import SpecError
-from steplab.training.config import TrainConfig, pick_device
+from steplab.training.config import TrainConfig
+from steplab.training.device import pick_device
 from steplab.training.loop import run_trial
 from steplab.workloads.base import Workload
 

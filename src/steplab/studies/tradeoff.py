@@ -36,7 +36,7 @@ from steplab.algorithms import ResolvedAlgorithm
 from steplab.errors import SpecError
 from steplab.results import EvalRow, TrialResult
 from steplab.training.jobs import Job
-from steplab.workloads.base import Target
+from steplab.workloads.target import Target
 
 #: the tradeoff modes a benchmark knows (``BenchSpec.tradeoff``)
 MODES = ("cyclic",)

@@ -44,7 +44,8 @@ from steplab.algorithms import space
 from steplab.errors import SpecError
 from steplab.results import TrialResult, current_environment, trial_spec
 from steplab.store import Store, new_worker_id, open_store
-from steplab.training.config import TrainConfig, pick_device
+from steplab.training.config import TrainConfig
+from steplab.training.device import pick_device
 from steplab.training.loop import Hooks, Plan, build, ready, recorder, train
 
 

@@ -1,16 +1,13 @@
-"""How a trial is run (not what is run: that is the ``TrialSpec``): the settings, the device
-and the seeding every steplab loop shares."""
+"""How a trial is run (not what is run: that is the ``TrialSpec``): the settings every
+steplab loop shares. Plain data: torch is imported only to start a device."""
 
 from __future__ import annotations
 
 import dataclasses
-import random
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-
-from steplab.errors import SpecError
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,34 +40,13 @@ class TrainConfig:
                 "train_eval_batches": int(self.train_eval_batches)}
 
     def start(self) -> torch.device:
-        """The device of this config (:func:`pick_device`), with torch's threads set."""
+        """The device of this config (:func:`~steplab.training.device.pick_device`), with
+        torch's threads set."""
+        import torch
+
+        from steplab.training.device import pick_device
+
         device = pick_device(self.device)
         if self.threads is not None:
             torch.set_num_threads(self.threads)
         return device
-
-
-def pick_device(name: str | None = None) -> torch.device:
-    """``name`` if given and available, else CUDA when present, else CPU."""
-    if name is None or name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise SpecError(f"unknown device {name!r}; use cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SpecError(f"device {name!r} requested but CUDA is not available here; use --device cpu")
-    return device
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def sync(device: torch.device) -> None:
-    """Wait for the device's queued work (so host clocks measure it)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)

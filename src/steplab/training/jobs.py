@@ -11,8 +11,7 @@ from typing import Any
 from steplab.algorithms import ResolvedAlgorithm
 from steplab.results import TrialResult, TrialSpec, current_environment, trial_spec
 from steplab.training.config import TrainConfig
-from steplab.training.loop import run_trial
-from steplab.workloads.base import Target
+from steplab.workloads.target import Target
 
 #: suffix of the algorithm name of a refined algorithm's first pass (not scored itself)
 FIRST_PASS = " first pass"
@@ -125,6 +124,8 @@ def held_elsewhere(job: Job, store: Any) -> TrialResult:
 
 
 def _run(job: Job, store: Any, algorithm: ResolvedAlgorithm | None = None, **kwargs: Any) -> TrialResult:
+    from steplab.training.loop import run_trial  # the loop (and torch) only where a job trains
+
     return run_trial(job.build_workload(), algorithm or job.resolved(), job.seed, store=store,
                      study_id=job.study_id, index=job.index, config=job.config(), **kwargs)
 

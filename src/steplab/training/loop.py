@@ -39,7 +39,8 @@ from steplab.optim import optimizers
 from steplab.optim.modes import eval_mode, train_mode
 from steplab.results import RunEnvironment, TrialResult, TrialSpec, current_environment, trial_spec
 from steplab.store import Store, new_worker_id
-from steplab.training.config import TrainConfig, seed_everything, sync
+from steplab.training.config import TrainConfig
+from steplab.training.device import seed_everything, sync
 from steplab.training.recorder import Recorder
 from steplab.workloads.base import Target, Workload
 

@@ -6,9 +6,13 @@ that ``import steplab.workloads`` stays cheap), and no family module imports it 
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING, Any
 
 from steplab.errors import WorkloadError
-from steplab.workloads.base import Target, Workload
+from steplab.workloads.target import Target
+
+if TYPE_CHECKING:
+    from steplab.workloads.base import Workload
 
 
 @functools.cache
@@ -50,3 +54,12 @@ def get(name: str, variant: str | None = None, **overrides: object) -> Workload:
 
 
 __all__ = ["Target", "Workload", "get", "names", "workload_class"]
+
+
+def __getattr__(name: str) -> Any:
+    """``Workload`` on first use (PEP 562): it imports torch, ``Target`` does not."""
+    if name == "Workload":
+        from steplab.workloads.base import Workload
+
+        return Workload
+    raise AttributeError(f"module 'steplab.workloads' has no attribute {name!r}")

@@ -8,13 +8,14 @@ compared by how fast they reach the target. Metric names carry a ``train/`` or
 
 from __future__ import annotations
 
-import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
+
+from steplab.workloads.target import Target
 
 Batch = Any
 
@@ -31,21 +32,6 @@ def shuffled_batches(
         for i in range(0, x.shape[0] - batch_size + 1, batch_size):
             idx = perm[i : i + batch_size]
             yield x[idx], y[idx]
-
-
-@dataclasses.dataclass(frozen=True)
-class Target:
-    """A validation target: ``metric`` must reach ``value`` (>= for "max", <= for "min")."""
-
-    metric: str
-    value: float
-    mode: Literal["max", "min"] = "max"
-
-    def reached(self, value: float) -> bool:
-        """Whether ``value`` meets the target (NaN never does)."""
-        if value != value:  # NaN
-            return False
-        return value >= self.value if self.mode == "max" else value <= self.value
 
 
 class Workload(ABC):

@@ -27,29 +27,52 @@ again skips the trials already finished in the store and re-runs those a killed 
 ``running``, so a killed benchmark resumes where it stopped.
 
 Modules: ``suites`` (workloads and budgets), ``names`` (plain and refined algorithm names),
-``spec`` (``BenchSpec``, TOML), ``plan`` (the trials), ``runner`` (open, run, resume),
+``spec`` (``BenchSpec``, TOML), ``planning`` (the trials), ``runner`` (open, run, resume),
 ``scores`` (tables, profiles, noise floor).
 """
 
-from steplab.studies.bench.names import (
-    REFINE_DEFAULTS,
-    algorithm_for,
-    algorithm_list,
-    parse_refined,
-    refined_name,
-)
-from steplab.studies.bench.plan import SELF_TUNING_BUDGET_FACTOR, plan, tradeoff_jobs
-from steplab.studies.bench.runner import Benchmark, open_benchmark, run
-from steplab.studies.bench.scores import (
-    SECOND_PASS,
-    Scores,
-    noise_floor,
-    refined_views,
-    score,
-    scored_trials,
-)
-from steplab.studies.bench.spec import RULESETS, BenchSpec, load_spec, mapping_to_spec
-from steplab.studies.bench.suites import SUITES, Suite, SuiteEntry, get_suite, parse_workload_list
+import importlib
+from typing import Any
+
+#: public name -> the submodule that defines it; imported on first use (PEP 562), so that
+#: scoring a stored benchmark (``steplab report``) does not import the training stack
+_NAMES: dict[str, str] = {
+    "BenchSpec": "spec",
+    "Benchmark": "runner",
+    "REFINE_DEFAULTS": "names",
+    "RULESETS": "spec",
+    "SECOND_PASS": "scores",
+    "SELF_TUNING_BUDGET_FACTOR": "planning",
+    "SUITES": "suites",
+    "Scores": "scores",
+    "Suite": "suites",
+    "SuiteEntry": "suites",
+    "algorithm_for": "names",
+    "algorithm_list": "names",
+    "get_suite": "suites",
+    "load_spec": "spec",
+    "mapping_to_spec": "spec",
+    "noise_floor": "scores",
+    "open_benchmark": "runner",
+    "parse_refined": "names",
+    "parse_workload_list": "suites",
+    "plan": "planning",
+    "refined_name": "names",
+    "refined_views": "scores",
+    "run": "runner",
+    "score": "scores",
+    "scored_trials": "scores",
+    "tradeoff_jobs": "planning",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _NAMES:
+        raise AttributeError(f"module 'steplab.studies.bench' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"steplab.studies.bench.{_NAMES[name]}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "REFINE_DEFAULTS",

@@ -12,7 +12,7 @@ from typing import Any
 from steplab.errors import StoreError
 from steplab.results import TrialResult
 from steplab.store import Store
-from steplab.studies.bench.plan import plan
+from steplab.studies.bench.planning import plan
 from steplab.studies.bench.spec import BenchSpec
 from steplab.studies.resume import open_study
 from steplab.training.jobs import Job
