@@ -1,4 +1,6 @@
-"""Shared fixtures: a throwaway PostgreSQL 15 server for the store suite.
+"""Shared fixtures: a throwaway PostgreSQL 15 server for the store suite, and one
+Hypothesis profile: every property test runs derandomized (a fixed seed, no example
+database), so CI sees the same examples on every run and a red CI is never luck.
 
 The server is started once per test session in a temp directory, listening on 127.0.0.1 on
 a free port (``initdb`` refuses root, so as root it runs under ``runuser -u postgres``),
@@ -19,6 +21,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+settings.register_profile("steplab", derandomize=True, database=None)
+settings.load_profile("steplab")
 
 PG_BIN = Path(os.environ.get("STEPLAB_PG_BIN", "/usr/lib/postgresql/15/bin"))
 _counter = itertools.count()
