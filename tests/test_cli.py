@@ -93,6 +93,20 @@ def test_bench_and_report(tmp_path):
     assert "2 already done, 0 to run" in r.output
     r = runner.invoke(app, ["report", "--db", db, "--html", str(tmp_path / "r2.html")], env={"COLUMNS": "200"})
     assert r.exit_code == 0 and (tmp_path / "r2.html").exists()
+    # for programs: the same numbers as JSON and CSV ("wrote" goes to stderr, stdout parses)
+    import csv
+    import io
+    import json
+
+    r = runner.invoke(app, ["report", "--db", db, "--json", "--html", str(tmp_path / "r3.html")])
+    data = json.loads(r.stdout)
+    assert data["study_id"] == 1 and {row["algorithm"] for row in data["ranking"]} == {"adamw-cosine", "sgd-nesterov-cosine"}
+    assert data["ranking"][0]["score_time"] >= data["ranking"][1]["score_time"] and data["profile"]["tau"][0] == 1.0
+    per = data["per_workload"]
+    assert {p["workload"] for p in per} == {"logreg"} and min(p["ratio_time"] for p in per if p["ratio_time"]) == 1.0
+    rows = list(csv.DictReader(io.StringIO(runner.invoke(app, ["report", "--db", db, "--csv"]).stdout)))
+    assert [(row["workload"], row["algorithm"]) for row in rows] == [(p["workload"], p["algorithm"]) for p in per]
+    assert [float(row["steps"]) if row["steps"] else None for row in rows] == [p["steps"] for p in per]
 
 
 def test_runs_show_prints_the_whole_stored_config(tmp_path):

@@ -427,3 +427,45 @@ def test_both_callbacks_take_the_one_options_object() -> None:
         assert (cb.live.predict_every, cb.live.tau) == (5, 0.2)
         with pytest.raises(TypeError, match="flush_evry"):
             cls("x.db", flush_evry=3)
+
+
+def _hinted_refine(output: str) -> list[str]:
+    """The ``steplab refine ...`` command of an import's ``next:`` line, as arguments."""
+    (line,) = [x for x in output.splitlines() if "next:" in x]
+    (cmd,) = [c.strip() for c in line.split("next:", 1)[1].split(",") if c.strip().startswith("steplab refine")]
+    return cmd.split()[1:]
+
+
+@pytest.mark.parametrize(("columns", "optimizer", "norm", "note"), [
+    ("step,loss,gn", None, "l2", "optimizer unknown"),  # only l2 norms, no optimizer: say so, use them
+    ("step,loss,gn", "adamw", "l2", "calls for l1"),  # an Adam run that logged l2 norms only
+    ("step,loss,gn", "sgd", "l2", None),
+])
+def test_import_hint_is_a_refine_command_that_runs(tmp_path: Path, columns: str, optimizer: str | None,
+                                                   norm: str, note: str | None) -> None:
+    csv = tmp_path / "log.csv"
+    rows = [f"{k},{2.0 / (1 + 0.01 * k):.5f},{1.0 + 0.5 * math.cos(k / 7):.5f}" for k in range(300)]
+    csv.write_text(columns + "\n" + "\n".join(rows) + "\n")
+    db = str(tmp_path / "h.db")
+    args = ["import", "csv", str(csv), "--step", "step", "--loss", "loss", "--grad-norm", "gn", "--db", db]
+    r = runner.invoke(app, args + (["--optimizer", optimizer] if optimizer else []), env={"COLUMNS": "80"})
+    assert r.exit_code == 0, r.output
+    refine_args = _hinted_refine(r.output)
+    assert refine_args[-2:] == ["--norm", norm]
+    assert (note is None and "(" not in r.output.split("next:")[1]) or (note is not None and note in r.output)
+    done = runner.invoke(app, [*refine_args, "--db", db], env={"COLUMNS": "80"})
+    assert done.exit_code == 0, done.output  # the hint runs as written: no ping-pong
+    assert f"from its {norm} gradient norms" in done.output
+    auto = runner.invoke(app, [*refine_args[:-2], "--db", db], env={"COLUMNS": "80"})
+    assert auto.exit_code == 0 and f"from its {norm} gradient norms" in auto.output  # auto agrees with the hint
+
+
+def test_import_hint_without_gradient_norms_suggests_no_refine(tmp_path: Path) -> None:
+    csv = tmp_path / "log.csv"
+    csv.write_text("step,loss\n" + "\n".join(f"{k},{1.0 / (k + 1):.5f}" for k in range(50)) + "\n")
+    db = str(tmp_path / "n.db")
+    r = runner.invoke(app, ["import", "csv", str(csv), "--step", "step", "--loss", "loss", "--db", db])
+    assert r.exit_code == 0, r.output
+    assert "next: steplab runs show 1, steplab predict fit 1 (no gradient norms in this log" in " ".join(r.output.split())
+    done = runner.invoke(app, ["refine", "1", "--db", db, "--norm", "l2"])
+    assert done.exit_code == 2 and "pass --norm" not in done.output  # no suggestion of a norm that is not there

@@ -251,8 +251,10 @@ def test_trace_without_norms_is_a_clear_error(tmp_path):
     with open_store(tmp_path / "n.db") as store:
         t = run_trial(wl, get_algorithm("adamw-cosine").resolved(), 0, store=store,
                       config=TrainConfig(stop_at_target=False, record_norms=False))
-        with pytest.raises(SpecError, match="no l1 gradient norms"):
+        with pytest.raises(SpecError, match="no gradient norms recorded"):
             refine.refine_trial(store, t.id)
+        with pytest.raises(SpecError, match="no l1 gradient norms recorded.*import a log"):  # no other to suggest
+            refine.refine_trial(store, t.id, norm="l1")
 
 
 # ---------------------------------------------------------------------------------- CLI

@@ -389,3 +389,35 @@ def test_a_live_store_never_shows_the_password(pg_url: str) -> None:
             store.get_trial(99)
         shown = [store.url, repr(store), str(info.value)]
         assert all(SECRET not in s and "***" in s for s in shown), shown
+
+
+READING_COMMANDS = [
+    ["runs", "list"], ["runs", "show", "1"], ["report"], ["report", "--trial", "1"], ["db", "info"],
+    ["refine", "1"], ["predict", "fit", "1"], ["predict", "bound", "-s", "cosine", "--steps", "10", "--norms-from", "1"],
+    ["export", "mlflow", "--tracking-uri", "MLRUNS"], ["export", "tensorboard", "--logdir", "TB"],
+    ["continual", "report", "1"],
+]
+
+
+@pytest.mark.parametrize("args", READING_COMMANDS, ids=lambda a: " ".join(a[:2]))
+def test_reading_commands_refuse_a_missing_database_and_create_nothing(tmp_path: Path, args: list[str]) -> None:
+    from typer.testing import CliRunner
+
+    from steplab.cli import app
+
+    db = tmp_path / "typo.db"
+    args = [str(tmp_path / a) if a.isupper() else a for a in args]
+    result = CliRunner().invoke(app, [*args, "--db", str(db)], env={"COLUMNS": "300"})
+    assert result.exit_code == 2, result.output
+    assert f"no database at {db}; check the path or run a command that writes one (steplab run/bench)" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no database, no -wal, no export folder
+
+
+def test_open_store_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no database at"):
+        open_store(tmp_path / "x.db", must_exist=True)
+    assert not (tmp_path / "x.db").exists()
+    open_store(tmp_path / "x.db").close()  # a writer creates it
+    open_store(tmp_path / "x.db", must_exist=True).close()
+    open_store("sqlite://", must_exist=True).close()  # memory: nothing to find

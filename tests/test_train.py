@@ -182,3 +182,83 @@ def test_train_eval_batches_records_train_loss_at_every_evaluation():
     assert rows[-1].value < rows[0].value  # training lowers the training loss
     plain = run_trial(wl, ADAMW.resolved(), 0, store=store, config=TrainConfig(stop_at_target=False, threads=1))
     assert "train/loss" not in plain.final_metrics
+
+
+# ------------------------------------------------------------------ Ctrl-C / SIGTERM (issue 27)
+def _stop_after(evals: int):
+    """A progress callback that raises KeyboardInterrupt (Ctrl-C) at evaluation ``evals``."""
+    seen = []
+
+    def progress(step: int, budget: int, metrics: dict[str, float], train_s: float) -> None:
+        seen.append(step)
+        if len(seen) == evals:
+            raise KeyboardInterrupt
+
+    return progress
+
+
+def test_an_interrupted_run_is_kept_as_interrupted(tmp_path) -> None:
+    from steplab.analysis.scoring import COUNTED_STATUSES
+    from steplab.errors import Interrupted
+    from steplab.results import ENDED, FINISHED
+
+    wl = workloads.get("logreg", budget_steps=300)
+    algo = algorithms.get_algorithm("adamw-cosine").resolved()
+    with open_store(tmp_path / "i.db") as store:
+        with pytest.raises(Interrupted, match=r"trial 1 kept as 'interrupted' with 20 steps") as caught:
+            run_trial(wl, algo, 0, store=store, config=TrainConfig(stop_at_target=False), progress=_stop_after(2))
+        assert caught.value.trial_id == 1 and caught.value.exit_code == 130
+        t = store.get_trial(1)
+        assert (t.status, t.steps, len(store.step_rows(1))) == ("interrupted", 20, 20)
+        assert math.isinf(t.time_to_target_s) and t.train_time_s > 0 and "validation/loss" in t.final_metrics
+        assert store.claims() == []  # nothing left running
+        assert "interrupted" in ENDED and "interrupted" not in FINISHED  # never reused as a finished result
+        assert "interrupted" not in COUNTED_STATUSES  # never scored
+
+
+def test_a_claimed_trial_is_left_to_its_claimant(tmp_path, monkeypatch) -> None:
+    """A benchmark's trial (a worker holds the claim) is given back by the claimant, not kept."""
+    import steplab.training.loop as loop
+    from steplab.training.jobs import Job, claim_and_run
+
+    job = Job("logreg", "base", 300, None, algorithms.get_algorithm("adamw-cosine").resolved().to_dict(), 0, None, 0,
+              stop_at_target=False)
+    real = loop.train
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    def train(trainee, task, batches, rec, *rest, **kwargs):
+        rec.log = ctrl_c  # Ctrl-C at the first step
+        return real(trainee, task, batches, rec, *rest, **kwargs)
+
+    monkeypatch.setattr(loop, "train", train)
+    with open_store(tmp_path / "c.db") as store:
+        with pytest.raises(KeyboardInterrupt):
+            claim_and_run(job, store)
+        assert store.list_trials() == []  # released: the resumed benchmark runs it again
+        store.finish_trial(store.start_trial(job.trial_spec(), key=job.key(), worker="h:1:x"), _interrupted(job))
+        tid = store.claim_trial(job.trial_spec(), worker="me:2:y", key=job.key())
+        assert tid is not None  # an interrupted attempt is kept, and neither finished nor a live claim
+
+
+def _interrupted(job):
+    from steplab.results import TrialResult
+
+    return TrialResult(job.trial_spec(), "interrupted", 5, 0.1, 0.0)
+
+
+def test_a_recorder_block_left_by_ctrl_c_is_interrupted(tmp_path) -> None:
+    from steplab.training.recorder import Recorder
+
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(KeyboardInterrupt), Recorder(opt, db=tmp_path / "r.db") as rec:
+        for _ in range(3):
+            model(torch.ones(1, 2)).sum().backward()
+            opt.step()
+            rec.log(1.0)
+        raise KeyboardInterrupt
+    with open_store(tmp_path / "r.db") as store:
+        (t,) = store.list_trials()
+    assert (t.status, t.steps) == ("interrupted", 3)

@@ -24,7 +24,8 @@ def ray_session():
 
 
 @pytest.mark.parametrize("strategy", ["asha", "pbt"])
-def test_ray_strategies_keep_to_the_budget_and_record_every_trial(strategy: str, tmp_path: Path) -> None:
+def test_ray_strategies_keep_to_the_budget_and_record_every_trial(strategy: str, tmp_path: Path,
+                                                                   capfd: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "ray.db"
     url = f"sqlite:///{db}"
     spec = tuning.TuneSpec("logreg", "adamw-cosine", strategy, budget_steps=400, trial_steps=100,
@@ -46,3 +47,7 @@ def test_ray_strategies_keep_to_the_budget_and_record_every_trial(strategy: str,
         assert res.best is not None and res.best.steps == 100
         if strategy == "pbt":
             assert len(res.trials) == 2 and all("pbt/exploits" in t.final_metrics for t in res.trials)
+    out, err = capfd.readouterr()  # Ray's own noise is silenced without verbose (issue 27)
+    noise = [line for line in (out + err).splitlines()
+             if any(w in line.lower() for w in ("metrics", "token", "error", "warning", "configuration for"))]
+    assert noise == [], noise

@@ -29,6 +29,30 @@ class TrialPruned(SteplabError):
     """A tuning strategy stopped a trial early on purpose (not a failure)."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) or SIGTERM stopped the work: ``signum`` is the signal and
+    :attr:`exit_code` the shell's convention for it (130, 143); the text says what became of
+    the work (``"trial 7 kept as 'interrupted' with 53 steps"``). A ``KeyboardInterrupt``, so
+    whatever cleans up after Ctrl-C cleans up after it too."""
+
+    def __init__(self, message: str = "", *, signum: int = 2, trial_id: int | None = None) -> None:
+        super().__init__(message)
+        self.message, self.signum, self.trial_id = message, signum, trial_id
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+    @classmethod
+    def of(cls, error: BaseException, message: str | None = None, trial_id: int | None = None) -> Interrupted:
+        """``error`` (a plain ``KeyboardInterrupt`` is SIGINT) as an :class:`Interrupted`,
+        with ``message``/``trial_id`` where given."""
+        old = error if isinstance(error, Interrupted) else None
+        return cls(message if message is not None else (old.message if old else ""),
+                   signum=old.signum if old else 2,
+                   trial_id=trial_id if trial_id is not None else (old.trial_id if old else None))
+
+
 class SourceError(SteplabError, ValueError):
     """An outside training log (TensorBoard, MLflow, CSV) is missing, unreadable or
     malformed: a missing tag or column, steps that go backwards, an empty file, an unknown

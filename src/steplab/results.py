@@ -24,9 +24,13 @@ from typing import Any, Literal, Protocol
 
 from steplab.errors import SpecError
 
-Status = Literal["running", "reached", "budget", "diverged", "failed", "pruned"]
-STATUSES: tuple[str, ...] = ("running", "reached", "budget", "diverged", "failed", "pruned")
+Status = Literal["running", "reached", "budget", "diverged", "failed", "pruned", "interrupted"]
+STATUSES: tuple[str, ...] = ("running", "reached", "budget", "diverged", "failed", "pruned", "interrupted")
+#: a trial that ran to its end: a resumed study keeps it and does not run its key again
 FINISHED: tuple[str, ...] = ("reached", "budget", "diverged", "failed", "pruned")
+#: a trial no process runs any more: finished, or stopped by Ctrl-C/SIGTERM (``interrupted``:
+#: kept with its trace, never reached, never scored, run again by a resumed study)
+ENDED: tuple[str, ...] = (*FINISHED, "interrupted")
 
 #: fixed per-step trace columns, in storage order
 STEP_COLUMNS: tuple[str, ...] = (

@@ -30,6 +30,7 @@ the reference's ``find_schedule``), for comparison.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from collections.abc import Sequence
@@ -64,6 +65,7 @@ class Refinement:
     tau: float
     method: str  # "closed-form" or "exact"
     warmup_steps: int = 0
+    why: str = ""  # why this norm (``--norm auto`` on a stored trial: :func:`auto_norm`)
 
     def schedule(self, budget_steps: int | None = None) -> schedules.Schedule:
         """The refined schedule for a run of ``budget_steps`` (default: :attr:`budget_steps`)."""
@@ -322,6 +324,35 @@ def trial_norm(trial: Any) -> str:
     return norm_for_optimizer(str(opt))
 
 
+def trace_norms(trace: dict[str, np.ndarray]) -> list[str]:
+    """The gradient norms a step trace (``Store.steps``) holds: ``"l2"``, ``"l1"``, both or none."""
+    return [n for n, c in (("l2", "grad_norm"), ("l1", "grad_norm_l1")) if np.isfinite(trace[c]).any()]
+
+
+def auto_norm(trial: Any, trace: dict[str, np.ndarray]) -> tuple[str, str]:
+    """``(norm, why)`` for ``--norm auto`` on a stored trial: its optimizer's norm (l1 for
+    Adam-like, l2 for SGD-like, :func:`norm_for_optimizer`) when the trace holds it; else,
+    with the optimizer unknown or its norm not recorded, the norm the trace holds (l2 when
+    both), and ``why`` says so. The ``next:`` hint of ``steplab import`` uses it too, so
+    what it suggests refine accepts."""
+    have = trace_norms(trace)
+    if not have:
+        raise SpecError(f"refine: trial {trial.id} has no gradient norms recorded (neither l2 nor l1): record "
+                        "them (Recorder(grad_norm=True, l1=True)) or import a log with a gradient-norm series "
+                        "(--tags grad_norm=NAME)")
+    spec = trial.spec.algorithm_spec if isinstance(trial.spec.algorithm_spec, dict) else {}
+    opt, want = spec.get("optimizer"), None
+    if opt:
+        with contextlib.suppress(SpecError):
+            want = norm_for_optimizer(str(opt))
+    fallback = "l2" if "l2" in have else "l1"
+    if want in have:
+        return str(want), f"the {'Adam' if want == 'l1' else 'SGD'}-like optimizer {opt}"
+    if want is not None:
+        return fallback, f"optimizer {opt} calls for {want} norms but the trace has only {fallback}"
+    return fallback, f"optimizer {'unknown' if not opt else repr(opt) + ' unknown'}: the trace's {fallback} norms"
+
+
 def refine_trial(
     store: Any,
     trial_id: int,
@@ -335,19 +366,23 @@ def refine_trial(
     """Refine from a stored trial's trace (a ``steplab run`` or a user's run recorded with
     :class:`steplab.training.recorder.Recorder`). ``norm="auto"`` picks l1 for Adam-family optimizers."""
     trial = store.get_trial(trial_id)
-    if norm == "auto":
-        norm = trial_norm(trial)
-    _check_norm(norm)
     trace = store.steps(trial_id)
+    why = ""
+    if norm == "auto":
+        norm, why = auto_norm(trial, trace)
+    _check_norm(norm)
     column = "grad_norm" if norm == "l2" else "grad_norm_l1"
     values = trace[column]
     if len(values) == 0 or not np.isfinite(values).any():
+        other = [n for n in trace_norms(trace) if n != norm]
         raise SpecError(
             f"trial {trial_id} has no {norm} gradient norms recorded; record them "
-            f"(Recorder(grad_norm=True, l1=True)) or pass --norm {'l1' if norm == 'l2' else 'l2'}"
+            f"(Recorder(grad_norm=True, l1=True))" + (f" or pass --norm {other[0]}" if other else
+                                                      ", or import a log with a gradient-norm series")
         )
-    return refinement(values, tau=tau, norm=norm, budget_steps=budget_steps, warmup_steps=warmup_steps,
-                      exact_bound=exact_bound, trace_steps=trace["step"])
+    r = refinement(values, tau=tau, norm=norm, budget_steps=budget_steps, warmup_steps=warmup_steps,
+                   exact_bound=exact_bound, trace_steps=trace["step"])
+    return dataclasses.replace(r, why=why)
 
 
 def _check_tau(tau: float) -> None:
@@ -362,6 +397,7 @@ def _check_norm(norm: str) -> None:
 
 __all__ = [
     "Refinement",
+    "auto_norm",
     "clean_norms",
     "bound_comparison",
     "closed_form",
@@ -374,6 +410,7 @@ __all__ = [
     "refinement",
     "smooth_norms",
     "to_spec",
+    "trace_norms",
     "trial_norm",
     "weights",
 ]

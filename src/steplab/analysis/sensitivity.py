@@ -265,7 +265,7 @@ def load(store: Any, study_id: int) -> SensitivityResult:
     metric = s["metric"]
     points = []
     for t in store.list_trials(study_id=study_id):
-        if t.status == "running" or not 0 <= t.spec.index < len(grid):
+        if t.status in ("running", "interrupted") or not 0 <= t.spec.index < len(grid):
             continue
         m = t.final_metrics
         loss = float(m.get(metric, math.nan)) if t.status in ("budget", "reached") else math.nan

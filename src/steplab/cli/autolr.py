@@ -27,6 +27,7 @@ from steplab.cli.common import (
     print_outcome,
     progress_bar,
 )
+from steplab.cli.signals import interruptible
 
 
 @friendly
@@ -67,7 +68,8 @@ def autolr_cmd(
                                lr_min=lr_min if lr_min is not None else lo, lr_max=lr_max if lr_max is not None else hi)
     train = TrainConfig(device=str(pick_device(device)), stop_at_target=stop_at_target)
     target = wl.target
-    with open_store(db) as store, progress_bar("[bold]{task.description}") as bar:
+    with interruptible("run the same command again to start a new run"), open_store(db) as store, \
+            progress_bar("[bold]{task.description}") as bar:
         tasks: dict[int, Any] = {}
         totals: dict[int, int] = {}
 

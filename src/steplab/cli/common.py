@@ -10,13 +10,15 @@ imports the library inside its function.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+import math
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 
-from steplab.errors import SteplabError
+from steplab.errors import Interrupted, SpecError, SteplabError
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -25,8 +27,50 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-console = Console()
-err_console = Console(stderr=True)
+#: the line width when the output is not a terminal: wide enough that rich never wraps or
+#: cuts a name, a command or a table row (tables stay as wide as their content)
+PIPE_WIDTH = 10_000
+#: ``--help`` width when piped (typer's help panels fill their width, so not PIPE_WIDTH)
+PIPE_HELP_WIDTH = 200
+
+
+def _is_tty(file: Any) -> bool:
+    try:
+        return bool(file.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed file
+        return False
+
+
+class PipeSafeConsole(Console):
+    """A rich console whose lines are never wrapped or cut when its file is not a terminal
+    (a pipe, a file, a test runner): the width is then :data:`PIPE_WIDTH`, whatever
+    ``COLUMNS`` says, so ``steplab runs list | cat`` shows every name whole. In a terminal
+    it is rich's own console (the terminal's width)."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        dims = Console.size.fget(self)  # type: ignore[attr-defined]
+        if self._width is None and not _is_tty(self.file):
+            return ConsoleDimensions(PIPE_WIDTH, dims.height)
+        return dims
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)  # type: ignore[attr-defined]
+
+
+console = PipeSafeConsole()
+err_console = PipeSafeConsole(stderr=True)
+
+if not _is_tty(sys.stdout):  # piped --help: option names whole (typer reads this when it prints help)
+    import typer.rich_utils
+
+    if typer.rich_utils.MAX_WIDTH is None:
+        typer.rich_utils.MAX_WIDTH = PIPE_HELP_WIDTH
+
+#: keyword arguments of a table column that holds names or commands: folded onto another
+#: line in a narrow terminal, never cut with an ellipsis
+NAME_COLUMN: dict[str, Any] = {"overflow": "fold"}
 
 # ----------------------------------------------------------------- options shared by commands
 DbOption = Annotated[str | None, typer.Option(
@@ -46,6 +90,10 @@ DeviceOption = Annotated[str | None, typer.Option(
     "--device", help="cpu, cuda, cuda:N (default: CUDA when available).")]
 StopAtTargetOption = Annotated[bool, typer.Option(
     "--stop-at-target/--no-stop-at-target", help="Stop once the target is reached.")]
+JsonOption = Annotated[bool, typer.Option(
+    "--json", help="Print JSON for programs instead of the table (inf/NaN as null).")]
+CsvOption = Annotated[bool, typer.Option(
+    "--csv", help="Print CSV for programs instead of the table (a header row; inf/NaN as empty cells).")]
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -64,14 +112,17 @@ def friendly(fn: F) -> F:
             return fn(*args, **kwargs)
         except SteplabError as e:
             fail(str(e))
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
+            if isinstance(e, Interrupted) and e.message:
+                fail(f"interrupted: {e.message}", e.exit_code)
             fail("interrupted; finished results are kept in the store, re-run to resume", 130)
 
     return wrapper  # type: ignore[return-value]
 
 
-def progress_bar(label: str) -> Progress:
-    """A rich progress bar: label, bar, done/total, the task's ``info`` field, elapsed, ETA."""
+def progress_bar(label: str, *, stderr: bool = False) -> Progress:
+    """A rich progress bar: label, bar, done/total, the task's ``info`` field, elapsed, ETA;
+    on stderr with ``stderr=True`` (when stdout carries ``--json``/``--csv``)."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -83,16 +134,74 @@ def progress_bar(label: str) -> Progress:
 
     return Progress(
         TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+        TimeElapsedColumn(), TimeRemainingColumn(), console=err_console if stderr else console,
     )
+
+
+def hint(text: str) -> None:
+    """Print a suggested command (``  next: steplab ...``) on one line, never wrapped inside
+    an argument, so it can be copied whole."""
+    console.print(text, soft_wrap=True, highlight=False, markup=False)
+
+
+# ----------------------------------------------------------------- output for programs
+def output_format(json_: bool, csv_: bool = False) -> str | None:
+    """``"json"``, ``"csv"`` or ``None`` (the table) from the ``--json``/``--csv`` flags."""
+    if json_ and csv_:
+        raise SpecError("--json and --csv do not go together: pass one of them")
+    return "json" if json_ else "csv" if csv_ else None
+
+
+def plain(obj: Any) -> Any:
+    """``obj`` as JSON values: mappings with string keys, tuples as lists, ``inf``/NaN as
+    ``None`` (JSON has no infinity; a missed target is null)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {str(k): plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [plain(v) for v in obj]
+    return obj
+
+
+def emit_json(obj: Any) -> None:
+    """Write ``obj`` to stdout as indented JSON (:func:`plain` values; anything else as its
+    ``str``)."""
+    import json
+
+    sys.stdout.write(json.dumps(plain(obj), indent=2, default=str) + "\n")
+
+
+def emit_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] = ()) -> None:
+    """Write ``rows`` to stdout as CSV: a header of ``columns`` then every other key in order
+    of first appearance; ``None``/``inf``/NaN as empty cells, tables and lists as JSON."""
+    import csv
+    import json
+
+    names = list(dict.fromkeys([*columns, *(k for r in rows for k in r)]))
+    writer = csv.DictWriter(sys.stdout, fieldnames=names, lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        cells = {}
+        for k, v in plain(dict(r)).items():
+            cells[k] = "" if v is None else json.dumps(v, default=str) if isinstance(v, dict | list) else v
+        writer.writerow(cells)
+
+
+def emit(fmt: str | None, obj: Any, rows: Sequence[Mapping[str, Any]] | None = None) -> bool:
+    """Print ``obj`` as JSON (``fmt == "json"``) or ``rows`` as CSV (``"csv"``) and return
+    True; return False for ``None`` (the caller prints its table)."""
+    if fmt == "json":
+        emit_json(obj)
+    elif fmt == "csv":
+        emit_csv(obj if rows is None else rows)
+    return fmt is not None
 
 
 def print_outcome(trial_id: int | None, status: str, target: Any, steps_to_target: float,
                   time_to_target_s: float) -> None:
     """The headline of a finished trial: its status against the workload's target and, when
     it reached the target, the time to target (steps and seconds of training)."""
-    import math
-
     head = {"reached": "[green]reached the target[/]",
             "budget": "[yellow]used the budget without reaching the target[/]",
             "diverged": "[red]diverged[/]", "failed": "[red]failed[/]"}.get(status, status)

@@ -27,6 +27,7 @@ from steplab.cli.common import (
     friendly,
     progress_bar,
 )
+from steplab.cli.signals import interruptible
 
 if TYPE_CHECKING:
     from steplab.algorithms import ResolvedAlgorithm
@@ -109,13 +110,8 @@ def continual_cmd(
         return _list()
     if head == "report":
         if not rest:
-            raise SpecError("`steplab continual report` needs trial ids, e.g. `steplab continual report 3 4`")
-        ids = []
-        for r in rest:
-            if not r.isdigit():
-                raise SpecError(f"trial ids are integers, got {r!r} (see `steplab runs list`)")
-            ids.append(int(r))
-        return _report(ids, db, plot)
+            raise SpecError("`steplab continual report` needs trials (ids or names), e.g. `steplab continual report 3 4`")
+        return _report(rest, db, plot)
     if rest:
         raise SpecError(f"one stream per run, got {' '.join(args)!r}; run them one after the other")
     from steplab.training.config import TrainConfig
@@ -194,7 +190,8 @@ def _run(spec: StreamSpec, algo: ResolvedAlgorithm, policy: str | None, restore:
 
     stream = Stream(spec)
     total = stream.budget_steps
-    with open_store(db) as store, progress_bar("[bold]{task.description}") as bar:
+    with interruptible("run the same command again to start a new run"), open_store(db) as store, \
+            progress_bar("[bold]{task.description}") as bar:
         task = bar.add_task(f"{stream.key} · {algo.name}+{policy or 'own schedule'}", total=total, info="")
 
         def progress(step: int, total: int, metrics: dict[str, float], train_s: float) -> None:
@@ -266,11 +263,13 @@ def _panel(history: Any, stream: Any, trial: Any, steps: Any) -> dict[str, Any]:
     }
 
 
-def _report(ids: list[int], db: str | None, plot: str | None) -> None:
+def _report(refs: list[str], db: str | None, plot: str | None) -> None:
+    from steplab.cli.refs import trial_ids
     from steplab.store import open_store
     from steplab.studies.continual import history_of
 
-    with open_store(db) as store:
+    with open_store(db, must_exist=True) as store:
+        ids = trial_ids(store, refs)
         loaded = [(store.get_trial(i), *history_of(store, i), store.steps(i)) for i in ids]
     table = Table(title="continual runs (LM streams: a_i = -loss, so ACC is minus the mean loss)")
     table.add_column("")

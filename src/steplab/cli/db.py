@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import typer
 
-from steplab.cli.common import DbOption, console, friendly
+from steplab.cli.common import DbOption, JsonOption, console, emit, friendly, output_format
 
 db_app = typer.Typer(help="Inspect or upgrade a results database (SQLite file or PostgreSQL URL).",
                      no_args_is_help=True)
@@ -14,11 +14,13 @@ db_app = typer.Typer(help="Inspect or upgrade a results database (SQLite file or
 
 @db_app.command("info")
 @friendly
-def db_info(db: DbOption = None) -> None:
+def db_info(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Backend, schema version, studies, trials by status and the running trials' claims."""
     from steplab.store import admin
 
     info = admin.info(db)
+    if emit(output_format(as_json), info):
+        return
     version = info["schema_version"]
     state = ("current" if version == info["steplab_schema"]
              else f"older: run `steplab db upgrade --db {info['url']}`")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from steplab.cli.common import DbOption, console, friendly
+from steplab.cli.common import DbOption, console, friendly, hint
 
 if TYPE_CHECKING:
     from steplab.store import Store
@@ -33,9 +33,9 @@ def _imported(store: Store, trial_id: int) -> None:
     n_evals = len(store.evals(trial_id))
     console.print(f"imported trial {trial_id}: {len(trace['step'])} steps ({trace['step'][0]}..{trace['step'][-1]}) "
                   f"with {', '.join(have)}; {n_evals} evaluation rows; from {trial.spec.variant}", highlight=False)
-    console.print(f"  next: steplab runs show {trial_id}, steplab refine {trial_id}"
-                  f"{'' if 'grad_norm_l1' in have else ' --norm l2'}, steplab predict fit {trial_id}",
-                  highlight=False)
+    from steplab.integrations.hints import next_commands
+
+    hint(next_commands(trial, trace))
 
 
 @import_app.command("tensorboard")
@@ -117,7 +117,7 @@ def export_mlflow(
     from steplab.integrations import mlflow
     from steplab.store import open_store
 
-    with open_store(db) as store:
+    with open_store(db, must_exist=True) as store:
         ids = mlflow.export_trials(store, tracking_uri, study_id=study, experiment=experiment)
     console.print(f"exported {len(ids)} trial(s) to MLflow at {tracking_uri}; look with `mlflow ui "
                   f"--backend-store-uri {tracking_uri}`", highlight=False)
@@ -134,7 +134,7 @@ def export_tensorboard(
     from steplab.integrations import tensorboard
     from steplab.store import open_store
 
-    with open_store(db) as store:
+    with open_store(db, must_exist=True) as store:
         runs = tensorboard.export_trials(store, logdir, study_id=study)
     console.print(f"exported {len(runs)} trial(s) to {logdir}; look with `tensorboard --logdir {logdir}`",
                   highlight=False)

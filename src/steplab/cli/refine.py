@@ -6,11 +6,13 @@ from __future__ import annotations
 import typer
 
 from steplab.cli.common import DbOption, console, friendly
+from steplab.cli.refs import TRIAL_HELP
+from steplab.cli.refs import trial_id as trial_ref
 
 
 @friendly
 def refine_cmd(
-    trial_id: int = typer.Argument(..., help="Trial id of the recorded run (steplab runs list)."),
+    ref: str = typer.Argument(..., metavar="TRIAL", help="The recorded run: " + TRIAL_HELP),
     db: DbOption = None,
     tau: float = typer.Option(0.1, "--tau", help="Median-filter width as a fraction of the run (0: no smoothing)."),
     norm: str = typer.Option("auto", "--norm", help="Gradient norm: l2 (SGD-like), l1 (Adam-like) or auto (from the optimizer)."),
@@ -26,29 +28,35 @@ def refine_cmd(
 
     import numpy as np
 
+    from steplab.algorithms.labels import run_label
     from steplab.analysis import refine
     from steplab.store import open_store
 
-    with open_store(db) as store:
+    with open_store(db, must_exist=True) as store:
+        trial_id = trial_ref(store, ref)
         trial = store.get_trial(trial_id)
         r = refine.refine_trial(store, trial_id, tau=tau, norm=norm, budget_steps=budget_steps, warmup_steps=warmup,
                                 exact_bound=exact)
         original = store.steps(trial_id)["lr"]
+        label = run_label(trial.spec, store.trial_info(trial_id).get("name"))
     v = r.values()
     peak = int(np.argmax(v))
     half = np.flatnonzero(v >= 0.5)
     console.print(
-        f"refined trial {trial.id} ({trial.spec.workload} · {trial.spec.algorithm}) from its {r.norm} gradient norms, "
-        f"tau {r.tau:g}, {r.method}, for {r.budget_steps} steps"
+        f"refined trial {trial.id} ({trial.spec.workload} · {label}) from its {r.norm} gradient norms"
+        f"{f' ({r.why})' if r.why else ''}, tau {r.tau:g}, {r.method}, for {r.budget_steps} steps", highlight=False,
     )
     console.print(
         f"  peak at step {peak} ({peak / r.budget_steps:.0%} of the run); above half the peak from step "
         f"{half[0] if len(half) else 0} to {half[-1] if len(half) else 0}; multiplier at 50% {v[len(v) // 2]:.3f}, "
         f"at 90% {v[int(0.9 * len(v))]:.3f}"
     )
-    ours, theirs = refine.bound_comparison(r, original)
-    console.print(f"  convex last-iterate bound with these norms (best base lr, lower is better): refined "
-                  f"{ours:.4g} vs the run's schedule {theirs:.4g} ({ours / theirs:.2f}x)")
+    if np.isfinite(original).sum() < 2:  # an imported log without its learning rates
+        console.print("  no learning rates recorded: no bound comparison with the run's schedule")
+    else:
+        ours, theirs = refine.bound_comparison(r, original)
+        console.print(f"  convex last-iterate bound with these norms (best base lr, lower is better): refined "
+                      f"{ours:.4g} vs the run's schedule {theirs:.4g} ({ours / theirs:.2f}x)")
     like, gap = refine.closest_standard(r)
     console.print(f"  closest warm-up + polynomial decay: {like} (largest gap {gap:.3f})", highlight=False)
     text = json.dumps(r.spec.to_dict())
@@ -62,5 +70,5 @@ def refine_cmd(
         from steplab.report.plots import plot_refinement
 
         path = plot_refinement(r, plot, original=original,
-                               title=f"trial {trial.id}: {trial.spec.workload} · {trial.spec.algorithm}")
+                               title=f"trial {trial.id}: {trial.spec.workload} · {label}")
         console.print(f"wrote {path}")

@@ -22,6 +22,7 @@ from steplab.cli.common import (
     print_outcome,
     progress_bar,
 )
+from steplab.cli.signals import interruptible
 
 
 def _eval_text(metrics: dict[str, float], metric: str) -> str:
@@ -60,7 +61,8 @@ def run_cmd(
     cfg = TrainConfig(device=str(pick_device(device)), stop_at_target=stop_at_target,
                       train_eval_batches=train_eval_batches)
     target = wl.target
-    with open_store(db) as store, progress_bar("[bold]{task.description}") as bar:
+    with interruptible("run the same command again to start a new run"), open_store(db) as store, \
+            progress_bar("[bold]{task.description}") as bar:
         task = bar.add_task(f"{wl.key} · {algo.name}", total=wl.budget_steps, info="")
 
         def progress(step: int, budget: int, metrics: dict[str, float], train_s: float) -> None:

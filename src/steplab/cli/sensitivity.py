@@ -23,6 +23,7 @@ from steplab.cli.common import (
     friendly,
     progress_bar,
 )
+from steplab.cli.signals import interruptible
 
 
 def _fmt(mean: float, sd: float, digits: int = 4) -> str:
@@ -61,7 +62,8 @@ def sensitivity_cmd(
                          else (*sensitivity.default_range(algo.optimizer), sensitivity.DEFAULT_POINTS))
     lrs = sensitivity.lr_grid(low, high, points)
     cfg = TrainConfig(device=str(pick_device(device)), threads=threads, record_norms=False)
-    with open_store(db) as store, progress_bar("[bold]{task.description}") as bar:
+    rerun = "run the same command again to resume the sweep (finished points are kept, this one runs again)"
+    with interruptible(rerun), open_store(db) as store, progress_bar("[bold]{task.description}") as bar:
         task = bar.add_task(f"{wl.key} · {algo.name}", total=points * seeds, info="")
 
         def progress(done: int, total: int, label: str) -> None:

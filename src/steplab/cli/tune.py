@@ -4,7 +4,7 @@ budget (:mod:`steplab.studies.tuning`); the flags fill a :class:`steplab.studies
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
@@ -12,11 +12,17 @@ from rich.table import Table
 from steplab.algorithms.defaults import DEFAULT_ALGORITHM
 from steplab.cli.common import (
     AlgorithmOption,
+    CsvOption,
     DbOption,
+    JsonOption,
     SetsOption,
     WorkloadArgument,
     console,
+    emit,
+    err_console,
     friendly,
+    hint,
+    output_format,
     progress_bar,
 )
 
@@ -44,10 +50,16 @@ def tune_cmd(
     name: str | None = typer.Option(None, "--name", help="Name of the tune in the store (re-use it to resume)."),
     plot: str | None = typer.Option(None, "--plot", help="Plot every trial's curve (pruned ones faded) to this PNG."),
     db: DbOption = None,
+    verbose: bool = typer.Option(False, "--verbose", help="asha, pbt: show Ray's own logs and warnings."),
+    as_json: JsonOption = False,
+    as_csv: CsvOption = False,
 ) -> None:
-    """Tune hyperparameters under one compute budget; resumes a killed tune."""
+    """Tune hyperparameters under one compute budget; resumes a killed tune. --json: the
+    spec, every trial, the compute used and the best point; --csv: the trials table."""
     from steplab.store import open_store, resolve_url
     from steplab.studies import tuning
+
+    fmt = output_format(as_json, as_csv)
 
     if ":" in workload:
         workload, variant = workload.split(":", 1)
@@ -57,7 +69,7 @@ def tune_cmd(
         seed=seed, metric=metric, mode=mode, evals=evals, overrides=tuple(sets or ()), population=population, name=name)
     url = resolve_url(db)
     with open_store(url) as store:
-        with progress_bar("[bold]compute (steps)") as bar:
+        with progress_bar("[bold]compute (steps)", stderr=fmt is not None) as bar:
             task = bar.add_task("tune", total=budget_steps, info="")
 
             def on_trial(r: TrialResult, used: int) -> None:
@@ -65,13 +77,47 @@ def tune_cmd(
                 bar.update(task, completed=min(used, budget_steps),
                            info=f"trial {r.spec.index}: {r.status} at {r.steps} steps, {spec.metric} {v:.4g}")
 
-            res = tuning.run_tune(spec, store, db_url=url, on_trial=on_trial)
-        _print(res)
+            res = tuning.run_tune(spec, store, db_url=url, on_trial=on_trial, verbose=verbose)
+        if not emit(fmt, _data(res), _data(res)["trials"]):
+            _print(res)
         if plot:
             from steplab.report.tune_plots import plot_tune
 
             path = plot_tune(store, res, plot)
-            console.print(f"wrote {path}")
+            (err_console if fmt else console).print(f"wrote {path}", highlight=False, markup=False)
+
+
+def _data(res: TuneResult) -> dict[str, Any]:
+    """The tune for programs: its spec, every trial (index, id, status, steps, its
+    hyperparameters, the final metric, whether it is the best), the compute used and the
+    best trial with the command that trains its point."""
+    import dataclasses
+
+    from steplab.studies import tuning
+
+    spec = res.spec
+    best_id = res.best.id if res.best is not None else None
+    trials = [{"index": t.spec.index, "id": t.id, "status": t.status, "steps": t.steps,
+               **t.spec.hyperparameters, spec.metric: tuning.final_value(t, spec.metric), "best": t.id == best_id}
+              for t in sorted(res.trials, key=lambda t: t.spec.index)]
+    return {"spec": dataclasses.asdict(spec), "trials": trials, "steps_used": res.steps_used,
+            "seconds_used": res.seconds_used, "best": None if res.best is None else {
+                "index": res.best.spec.index, "id": best_id, "value": res.best_value,
+                "hyperparameters": _best_point(res), "next": _next_command(res)}}
+
+
+def _best_point(res: TuneResult) -> dict[str, Any]:
+    """The searched hyperparameters of the best trial (empty without one)."""
+    hp = res.best.spec.hyperparameters if res.best is not None else {}
+    names = res.spec.params or sorted({k for t in res.trials for k in t.spec.hyperparameters})
+    return {k: hp[k] for k in names if k in hp}
+
+
+def _next_command(res: TuneResult) -> str:
+    """``steplab run`` of the best point (one line, never wrapped)."""
+    point = _best_point(res)
+    return (f"steplab run {res.spec.workload} -a {res.spec.algorithm} "
+            + " ".join(f"--set {k}={v:.6g}" if isinstance(v, float) else f"--set {k}={v}" for k, v in point.items()))
 
 
 def _print(res: TuneResult) -> None:
@@ -81,13 +127,13 @@ def _print(res: TuneResult) -> None:
     spec = res.spec
     table = Table(title=f"{spec.strategy} on {spec.workload} ({spec.algorithm})", show_lines=False)
     for col in ("trial", "status", "steps", *(spec.params or ()), spec.metric):
-        table.add_column(col, justify="right")
+        table.add_column(col, justify="right", overflow="fold")
     names = spec.params or sorted({k for t in res.trials for k in t.spec.hyperparameters})
     if not spec.params:
         table.columns = table.columns[:3]
         for n in names:
-            table.add_column(n, justify="right")
-        table.add_column(spec.metric, justify="right")
+            table.add_column(n, justify="right", overflow="fold")
+        table.add_column(spec.metric, justify="right", overflow="fold")
     for t in sorted(res.trials, key=lambda t: t.spec.index):
         hp = t.spec.hyperparameters
         cells = [f"{hp[n]:.4g}" if isinstance(hp.get(n), float) else str(hp.get(n, "")) for n in names]
@@ -104,10 +150,7 @@ def _print(res: TuneResult) -> None:
         console.print("no trial trained its whole length: raise --budget", highlight=False)
     else:
         best = res.best
-        point = {k: best.spec.hyperparameters[k] for k in names if k in best.spec.hyperparameters}
-        shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in point.items())
+        shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in _best_point(res).items())
         console.print(f"best: trial {best.spec.index} (id {best.id}) {spec.metric} {res.best_value:.4f} at {shown}",
-                      highlight=False)
-        console.print(f"  next: steplab run {spec.workload} -a {spec.algorithm} "
-                      + " ".join(f"--set {k}={v:.6g}" if isinstance(v, float) else f"--set {k}={v}" for k, v in point.items()),
-                      highlight=False)
+                      highlight=False, soft_wrap=True)
+        hint(f"  next: {_next_command(res)}")

@@ -150,7 +150,7 @@ def export_trials(store: Store, tracking_uri: str | Path, *, study_id: int | Non
             c.log_batch(rid, tags=[RunTag("steplab.message", t.message[:5000])])
         if len(trace["step"]):
             c.log_figure(rid, schedule_figure(trace, f"trial {tid}: {t.spec.algorithm}"), "schedule.png")
-        status = {"reached": "FINISHED", "budget": "FINISHED", "running": None}.get(t.status, "FAILED")
+        status = {"reached": "FINISHED", "budget": "FINISHED", "interrupted": "KILLED", "running": None}.get(t.status, "FAILED")
         if status is not None:
             end = info["finished_at"]
             c.set_terminated(rid, status=status,

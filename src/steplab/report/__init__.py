@@ -6,6 +6,7 @@
   page) and :mod:`.benchmark_figures`;
 * the run report of single trials, whatever recorded them: :mod:`.run_report` (numbers and
   terminal), :mod:`.run_html`, :mod:`.run_figures`;
+* data for programs (``--json``/``--csv``): :mod:`.machine`;
 * shared helpers: :mod:`.format` (numbers for people), :mod:`.html` (page shell, escaping,
   cells, embedded figures), :mod:`.style` (colours, labels, base64 PNGs);
 * file plots of the CLI commands: :mod:`.plots`, :mod:`.tune_plots`.

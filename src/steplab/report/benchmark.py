@@ -60,7 +60,7 @@ def print_summary(scores: Scores, console: Console | None = None, *, title: str 
 
     rank = Table(title=Text(f"{title}: ranking (benchmark score, 1 = fastest everywhere)"), title_justify="left")
     rank.add_column("#", justify="right")
-    rank.add_column("algorithm", style="bold cyan")
+    rank.add_column("algorithm", style="bold cyan", overflow="fold")
     rank.add_column("score (time)", justify="right")
     rank.add_column("score (steps)", justify="right")
     rank.add_column("targets reached", justify="right")
@@ -80,8 +80,8 @@ def print_summary(scores: Scores, console: Console | None = None, *, title: str 
                    "noise floor = spread of per-study steps)"),
         title_justify="left",
     )
-    per.add_column("workload", style="bold")
-    per.add_column("algorithm", style="cyan")
+    per.add_column("workload", style="bold", overflow="fold")
+    per.add_column("algorithm", style="cyan", overflow="fold")
     per.add_column("steps", justify="right")
     per.add_column("×best", justify="right")
     per.add_column("time", justify="right")
@@ -113,7 +113,7 @@ def print_summary(scores: Scores, console: Console | None = None, *, title: str 
                    "a factor tau of the fastest (time)"),
         title_justify="left",
     )
-    prof.add_column("algorithm", style="cyan")
+    prof.add_column("algorithm", style="cyan", overflow="fold")
     for tau in scores.profiles_tau:
         prof.add_column(f"tau={tau:g}", justify="right")
     for a in order:
@@ -124,7 +124,7 @@ def print_summary(scores: Scores, console: Console | None = None, *, title: str 
         var = Table(title=Text("variant agreement (do variants rank the algorithms like the base?)"),
                     title_justify="left")
         for col in ("variant", "kendall tau", "p", "base winner", "variant winner", "same winner"):
-            var.add_column(col)
+            var.add_column(col, overflow="fold")
         for key, v in scores.variants.items():
             var.add_row(
                 Text(key),
@@ -161,7 +161,7 @@ def print_tradeoff(curves: Sequence[Curve], console: Console | None = None) -> N
         metric = mine[0].metric
         table = Table(title=Text(f"{w}: {metric} vs training time, one cyclic run vs separate runs "
                                  "(diff = cyclic - separate; Portes et al. 2022)"), title_justify="left")
-        table.add_column("algorithm", style="cyan", no_wrap=True)
+        table.add_column("algorithm", style="cyan", no_wrap=True, overflow="fold")
         for col in ("budget steps", "cyclic", "separate", "diff", "time cyclic", "time separate"):
             table.add_column(col, justify="right")
         for c in mine:

@@ -29,6 +29,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from steplab.algorithms.labels import run_label
 from steplab.analysis.scoring import workload_key
 from steplab.errors import SpecError, SteplabError
 from steplab.report.format import DASH, format_steps, format_time
@@ -74,8 +75,10 @@ class Run:
 
     @property
     def label(self) -> str:
-        """``"#3 my-run"`` (``"#3"`` without a name): the trial in tables and legends."""
-        return f"#{self.trial.id} {self.name}" if self.name else f"#{self.trial.id}"
+        """``"#3 my-run"``, or without a name ``"#3 adamw-cosine lr=0.001 wd=0"`` (the
+        algorithm and what differs from it, :func:`steplab.algorithms.labels.run_label`):
+        the trial in tables and legends."""
+        return f"#{self.trial.id} {run_label(self.trial.spec, self.name)}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,7 +224,7 @@ def _workload(t: TrialResult) -> str:
 
 
 def _algorithm(t: TrialResult) -> str:
-    return DASH if t.spec.algorithm in ("", "unknown") else t.spec.algorithm
+    return DASH if t.spec.algorithm in ("", "unknown") else run_label(t.spec)
 
 
 def metric_names(runs: Sequence[Run]) -> list[str]:
@@ -268,9 +271,10 @@ def print_report(runs: Sequence[Run], console: Console | None = None) -> None:
     sums = [summarize(r) for r in runs]
     table = Table(title=Text(f"run report: {len(runs)} trial{'s' if len(runs) != 1 else ''}"),
                   title_justify="left")
-    table.add_column("", style="bold")
+    table.add_column("", style="bold", overflow="fold")
     for r in runs:
-        table.add_column(Text(f"trial {r.trial.id}"), justify="right", style="cyan" if len(runs) > 1 else "")
+        table.add_column(Text(f"trial {r.trial.id}"), justify="right", style="cyan" if len(runs) > 1 else "",
+                         overflow="fold")
     for field, values in summary_rows(runs, sums):
         table.add_row(Text(field), *(Text(v) for v in values))
     console.print(table)

@@ -13,7 +13,7 @@ from sqlalchemy import exc as sa_exc
 
 from steplab.errors import StoreError
 from steplab.store.claims import claim_is_dead, stale_after_s
-from steplab.store.engine import check_sqlite_file, error_detail, locate, make_engine
+from steplab.store.engine import check_sqlite_file, error_detail, locate, make_engine, no_database
 from steplab.store.schema import SCHEMA_VERSION, stored_version, studies_table, trials_table
 from steplab.store.store import open_store
 
@@ -51,7 +51,7 @@ def info(url: str | Path | None) -> dict[str, Any]:
     path, shown = where.sqlite_path, where.shown
     if path is not None:
         if not path.exists():
-            raise StoreError(f"{shown} does not exist: check --db")
+            raise no_database(shown)
         check_sqlite_file(path, shown)
     engine = make_engine(where)
     try:

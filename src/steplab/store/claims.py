@@ -122,9 +122,10 @@ class Claims(StoreCore):
             now = time.time()
             if any(r.status in FINISHED for r in rows):
                 return None
-            if any(not claim_is_dead(r.worker, r.heartbeat_at, now, stale) for r in rows):
+            running = [r for r in rows if r.status == "running"]  # an interrupted one stays, kept
+            if any(not claim_is_dead(r.worker, r.heartbeat_at, now, stale) for r in running):
                 return None
-            self._delete_trials(conn, [int(r.id) for r in rows])
+            self._delete_trials(conn, [int(r.id) for r in running])
             return self._insert_trial(conn, values)
 
     def beat(self, worker: str) -> int:

@@ -107,6 +107,11 @@ def not_steplab(shown: str, reason: str) -> StoreError:
     )
 
 
+def no_database(shown: str) -> StoreError:
+    """The error of a command that only reads, given a SQLite file that does not exist."""
+    return StoreError(f"no database at {shown}; check the path or run a command that writes one (steplab run/bench)")
+
+
 def check_sqlite_file(path: Path, shown: str) -> None:
     """Refuse, without opening it through SQLite, a file that cannot be a SQLite database
     (header layout: https://www.sqlite.org/fileformat.html)."""

@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy import select, update
 
 from steplab.errors import StoreError
-from steplab.results import FINISHED, EvalRow, StepRow, TrialResult, TrialSpec
+from steplab.results import ENDED, FINISHED, EvalRow, StepRow, TrialResult, TrialSpec
 from steplab.store.claims import Claims
-from steplab.store.engine import BUSY_TIMEOUT_S, check_sqlite_file, locate, make_engine
+from steplab.store.engine import BUSY_TIMEOUT_S, check_sqlite_file, locate, make_engine, no_database
 from steplab.store.leases import Leases
 from steplab.store.rows import (
     eval_values,
@@ -46,6 +46,8 @@ class Store(Studies, Claims, Leases, Traces):
       either all of its rows or none. A killed run leaves its trial ``running``; a later
       :meth:`claim_trial` of the same key or :meth:`reap_stale` removes it once its claim
       is dead (:func:`~steplab.store.claims.claim_is_dead`), :meth:`discard_unfinished` at once.
+      A run stopped by Ctrl-C/SIGTERM is finished as ``interrupted`` (kept with its trace,
+      never reused as a result) or, when a benchmark claimed it, given back (:meth:`release`).
     - **Claims.** Workers on several processes or machines share a study through
       :meth:`claim_trial` (one winner per trial key), :meth:`heartbeat` and
       :meth:`reap_stale`; on SQLite they must share the file (one machine), on PostgreSQL
@@ -116,11 +118,13 @@ class Store(Studies, Claims, Leases, Traces):
 
     def finish_trial(self, trial_id: int, result: TrialResult) -> None:
         """Record the outcome of a trial (status, times, metrics, ...) in one transaction.
-        ``result.spec`` is not stored again: the trial keeps the spec it started with."""
-        if result.status not in FINISHED:
+        ``result.spec`` is not stored again: the trial keeps the spec it started with. The
+        status is a finished one or ``interrupted`` (a run stopped by Ctrl-C/SIGTERM, kept
+        with its trace: :data:`steplab.results.ENDED`)."""
+        if result.status not in ENDED:
             raise StoreError(
                 f"cannot finish trial {trial_id} with status {result.status!r}: "
-                f"use one of {', '.join(FINISHED)}"
+                f"use one of {', '.join(ENDED)}"
             )
         values = {**outcome_values(result), "finished_at": now_iso()}
         with self._tx(f"finishing trial {trial_id}", write=True) as conn:
@@ -251,7 +255,7 @@ class Store(Studies, Claims, Leases, Traces):
 
 
 def open_store(url: str | Path | None = None, *, upgrade: bool = False,
-               busy_timeout_s: float = BUSY_TIMEOUT_S) -> Store:
+               busy_timeout_s: float = BUSY_TIMEOUT_S, must_exist: bool = False) -> Store:
     """Open (creating if needed) the results database.
 
     Args:
@@ -261,6 +265,8 @@ def open_store(url: str | Path | None = None, *, upgrade: bool = False,
         upgrade: migrate a database of an older schema version (``steplab db upgrade``);
             without it such a database is refused, untouched.
         busy_timeout_s: how long a writer waits for another process's lock.
+        must_exist: refuse a SQLite file that does not exist instead of creating it (the
+            commands that only read: a typo in ``--db`` must not make an empty database).
 
     Returns:
         A :class:`Store`. A new or empty SQLite file gets the schema (WAL mode, 30 s busy
@@ -269,10 +275,13 @@ def open_store(url: str | Path | None = None, *, upgrade: bool = False,
     Raises:
         StoreError: the URL cannot be parsed, the file is not a SQLite database, holds
             another application's tables, or was written by a steplab with another schema
-            version (older: unless ``upgrade``). The file is left unchanged.
+            version (older: unless ``upgrade``), or, with ``must_exist``, is missing. The
+            file is left unchanged.
     """
     where = locate(url)
     if where.sqlite_path is not None:
+        if must_exist and not where.sqlite_path.exists():
+            raise no_database(where.shown)
         check_sqlite_file(where.sqlite_path, where.shown)
     engine = make_engine(where, busy_timeout_s)
     store = Store(engine, shown=where.shown, sqlite_path=where.sqlite_path, busy_timeout_s=busy_timeout_s)

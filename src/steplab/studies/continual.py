@@ -35,6 +35,7 @@ from steplab.algorithms import ResolvedAlgorithm
 from steplab.errors import SpecError
 from steplab.results import TrialResult, current_environment, trial_spec
 from steplab.training.config import TrainConfig
+from steplab.training.interrupts import keep_interrupted
 from steplab.training.loop import Hooks, Plan, Progress, build, ready, recorder, train
 from steplab.workloads.stream_metrics import History, accuracy_matrix, summarize
 from steplab.workloads.stream_spec import StreamSpec
@@ -129,33 +130,36 @@ def run_continual(
     env = current_environment(str(device))
     trial_id = None if store is None else store.start_trial(spec, name=name, **env.fields())
 
-    trainee = build(stream, algo, seed, device, total)
-    batches = ready(stream.batches(seed, device))
-    rec = recorder(trainee, cfg, store, trial_id)
-    task = _StreamTask(stream, History(list(ends)))
-    saved: dict[str, torch.Tensor] | None = None
-    restores: list[int] = []
-    discarded = 0
+    try:  # Ctrl-C, SIGTERM: the trial is kept as interrupted
+        trainee = build(stream, algo, seed, device, total)
+        batches = ready(stream.batches(seed, device))
+        rec = recorder(trainee, cfg, store, trial_id)
+        task = _StreamTask(stream, History(list(ends)))
+        saved: dict[str, torch.Tensor] | None = None
+        restores: list[int] = []
+        discarded = 0
 
-    def before_step(step: int) -> None:
-        nonlocal saved
-        task.steps = step + 1  # what the evaluation after this update sees
-        if step in releases:  # the non-annealed state the next stage continues from
-            saved = copy.deepcopy(trainee.model.state_dict())
+        def before_step(step: int) -> None:
+            nonlocal saved
+            task.steps = step + 1  # what the evaluation after this update sees
+            if step in releases:  # the non-annealed state the next stage continues from
+                saved = copy.deepcopy(trainee.model.state_dict())
 
-    def on_eval(steps: int, metrics: dict[str, float]) -> None:
-        nonlocal saved, discarded
-        if progress is not None:
-            progress(steps, total, metrics, rec.train_time_s)
-        if saved is not None and steps in releases.values():
-            trainee.model.load_state_dict(saved)
-            discarded += steps - next(k for k, v in releases.items() if v == steps)
-            restores.append(steps)
-            saved = None
+        def on_eval(steps: int, metrics: dict[str, float]) -> None:
+            nonlocal saved, discarded
+            if progress is not None:
+                progress(steps, total, metrics, rec.train_time_s)
+            if saved is not None and steps in releases.values():
+                trainee.model.load_state_dict(saved)
+                discarded += steps - next(k for k, v in releases.items() if v == steps)
+                restores.append(steps)
+                saved = None
 
-    plan = Plan(total, stream.eval_every, stop_at_target=False, eval_at_start=True,
-                divergence_factor=cfg.divergence_factor, divergence_resets=tuple(ends))
-    out = train(trainee, task, batches, rec, plan, Hooks(before_step, on_eval))
+        plan = Plan(total, stream.eval_every, stop_at_target=False, eval_at_start=True,
+                    divergence_factor=cfg.divergence_factor, divergence_resets=tuple(ends))
+        out = train(trainee, task, batches, rec, plan, Hooks(before_step, on_eval))
+    except KeyboardInterrupt as e:
+        raise keep_interrupted(store, trial_id, spec, env, e) from None
 
     summary = summarize(task.history)
     sizes = stream.eval_sizes()

@@ -4,7 +4,8 @@ peak lr of a log grid, for every seed, into a store, to score it with the formul
 :mod:`steplab.analysis.sensitivity`.
 
 One study of kind ``"sensitivity"`` per workload, algorithm, grid and budget; finished points
-are skipped, so a killed sweep resumes. Every run goes through the one training loop
+are skipped, so a killed sweep resumes (a point stopped by Ctrl-C/SIGTERM is kept as
+``interrupted`` and runs again). Every run goes through the one training loop
 (:func:`steplab.training.loop.run_trial`) with ``stop_at_target`` off (the final loss is what is
 compared); the loss at initialization ``L_init`` of each seed is stored with its runs.
 """
@@ -20,6 +21,7 @@ from typing import Any
 from steplab.algorithms import Algorithm, ResolvedAlgorithm
 from steplab.analysis.sensitivity import KIND, SensitivityResult, load
 from steplab.errors import SpecError
+from steplab.results import FINISHED
 from steplab.training.config import TrainConfig
 from steplab.training.device import pick_device
 from steplab.training.loop import run_trial
@@ -107,8 +109,7 @@ def sweep(
             raise SpecError(f"a different study named {name!r} is already in the store; use another --db")
         study_id = int(found["id"])
         store.reap_stale(study_id)
-    done = {(t.spec.index, t.spec.seed) for t in store.list_trials(study_id=study_id)
-            if t.status != "running"}
+    done = {(t.spec.index, t.spec.seed) for t in store.list_trials(study_id=study_id, status=FINISHED)}
     todo = [(j, s) for s in seeds for j in range(len(grid)) if (j, s) not in done]
     device = pick_device(cfg.device)
     inits: dict[int, float] = {}

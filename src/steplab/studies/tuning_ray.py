@@ -34,6 +34,7 @@ import math
 import os
 import random
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -201,9 +202,40 @@ def _stopper(tune: Any, budget_steps: int, interval: int) -> Any:
     return BudgetStopper()
 
 
+#: Ray's own output a tune does not need (``verbose=False``): Tune's console reporter, usage
+#: stats, the metrics agent and its export errors, workers' logs; set only where unset
+QUIET_ENV = {
+    "RAY_AIR_NEW_OUTPUT": "0",  # with verbose=0: no "Configuration for experiment" table
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_enable_metrics_collection": "0",  # no metrics agent, so no metrics-fetch errors
+    "RAY_DEDUP_LOGS": "0",
+    "RAY_ENABLE_RECORD_ACTOR_TASK_LOGGING": "0",
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+}
+
+
+def quiet_ray(verbose: bool = False) -> None:
+    """Silence Ray's log noise unless ``verbose``: the :data:`QUIET_ENV` variables (read by
+    the Ray processes ``ray.init`` starts, so set before it) and Ray's Python loggers at
+    ERROR (its token-authentication and search-algorithm warnings)."""
+    import logging
+
+    if verbose:
+        return
+    for k, v in QUIET_ENV.items():
+        os.environ.setdefault(k, v)
+    for name in ("ray", "ray.tune", "ray.train", "ray.air", "ray._private"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module=r"ray(\.|$)")  # e.g. PBT's reuse_actors advice
+
+
 def run(su: Any, store: Store, study_id: int, done: list[TrialResult], db_url: str,
-        on_trial: Callable[[TrialResult, int], None] | None = None) -> list[TrialResult]:
-    """Run the ``asha`` or ``pbt`` strategy with the budget the stored trials ``done`` left."""
+        on_trial: Callable[[TrialResult, int], None] | None = None, verbose: bool = False) -> list[TrialResult]:
+    """Run the ``asha`` or ``pbt`` strategy with the budget the stored trials ``done`` left;
+    Ray's own logs are silenced unless ``verbose`` (:func:`quiet_ray`)."""
+    quiet_ray(verbose)
+    # a trial the spent budget stops before its first evaluation ends with nothing to report
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     tune = _import_tune()
     import ray
     from ray.tune.schedulers import ASHAScheduler, PopulationBasedTraining
@@ -241,8 +273,8 @@ def run(su: Any, store: Store, study_id: int, done: list[TrialResult], db_url: s
         tune.with_resources(make_trainable(su, study_id, db_url, pbt), {"cpu": 1}),
         param_space=param_space,
         tune_config=tune.TuneConfig(metric=spec.metric, mode=spec.mode, num_samples=samples, scheduler=scheduler,
-                                    search_alg=BasicVariantGenerator(random_state=spec.seed),
-                                    max_concurrent_trials=None if pbt else concurrency),
+                                    search_alg=BasicVariantGenerator(random_state=spec.seed,
+                                                                     max_concurrent=0 if pbt else concurrency)),
         run_config=tune.RunConfig(storage_path=str(folder.parent), name=folder.name, verbose=0,
                                   stop=_stopper(tune, left, interval),
                                   # PBT restores members from others' checkpoints: keep them all

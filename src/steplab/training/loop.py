@@ -41,6 +41,7 @@ from steplab.results import RunEnvironment, TrialResult, TrialSpec, current_envi
 from steplab.store import Store, new_worker_id
 from steplab.training.config import TrainConfig
 from steplab.training.device import seed_everything, sync
+from steplab.training.interrupts import RunInterrupted, keep_interrupted
 from steplab.training.recorder import Recorder
 from steplab.workloads.base import Target, Workload
 
@@ -294,8 +295,14 @@ def train(trainee: Trainee, task: Task, batches: Iterator[Any], rec: Recorder, p
             if hooks.on_eval is not None and (why := hooks.on_eval(done, metrics)):
                 stop("pruned", why)
                 break
-    except (KeyboardInterrupt, SystemExit):
-        rec.close()  # a stored trial stays "running" until its claim is given back or dies (Store.claim_trial)
+    except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM: the rows so far are written; the caller keeps or gives back the trial
+        rec.close()
+        out.steps = max(out.steps, rec.step)  # an update whose row was recorded counts, logged or not
+        out.status, out.message = "interrupted", f"interrupted after {out.steps} steps"
+        out.train_time_s, out.eval_time_s = rec.train_time_s, rec.eval_time_s
+        raise RunInterrupted(e, out) from None
+    except SystemExit:
+        rec.close()
         raise
     except Exception as e:  # a broken run is a recorded outcome, not a crash
         stop("failed", f"{type(e).__name__}: {e}".replace("\n", " ")[:500])
@@ -334,7 +341,10 @@ def run_trial(
     metrics (a refined second pass records its first pass's cost there). ``trial_id`` is a
     trial already claimed by ``worker`` (``Store.claim_trial``) to fill instead of starting
     one. While it trains, the trial's worker beats (``Store.heartbeat``), so other
-    processes on the same study know it is alive."""
+    processes on the same study know it is alive. On Ctrl-C/SIGTERM a trial this call started
+    itself (no ``worker`` given) is kept as ``interrupted`` and an
+    :class:`~steplab.errors.Interrupted` saying so is raised; a claimed one (``worker``) is
+    left ``running`` for its claimant to give back (``jobs.claim_and_run``)."""
     cfg = config or TrainConfig()
     if algorithm.label_smoothing:
         raise SpecError(
@@ -346,6 +356,7 @@ def run_trial(
                       stop_at_target=cfg.stop_at_target)
     env = current_environment(str(device))
     beating: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    keep = worker is None  # a claimed trial is its claimant's to give back
     if store is not None:
         worker = worker or new_worker_id()
         if trial_id is None:
@@ -353,20 +364,25 @@ def run_trial(
         else:
             store.set_trial_spec(trial_id, spec)
         beating = store.heartbeat(worker)
-    with beating:
-        trainee = build(workload, algorithm, seed, device, workload.budget_steps)
-        batches = ready(workload.batches(seed, device))
-        rec = recorder(trainee, cfg, store, trial_id)
-        budget = workload.budget_steps
+    try:
+        with beating:
+            trainee = build(workload, algorithm, seed, device, workload.budget_steps)
+            batches = ready(workload.batches(seed, device))
+            rec = recorder(trainee, cfg, store, trial_id)
+            budget = workload.budget_steps
 
-        def on_eval(steps: int, metrics: dict[str, float]) -> str | None:
-            if progress is not None and progress(steps, budget, metrics, rec.train_time_s):
-                return f"stopped by the caller after {steps} steps"
-            return None
+            def on_eval(steps: int, metrics: dict[str, float]) -> str | None:
+                if progress is not None and progress(steps, budget, metrics, rec.train_time_s):
+                    return f"stopped by the caller after {steps} steps"
+                return None
 
-        out = train(trainee, workload, batches, rec, Plan.of(workload, cfg), Hooks(on_eval=on_eval))
-    final = {**out.metrics, f"best/{workload.target.metric}": out.best, **(extra_metrics or {})}
-    result = out.result(spec, env, final, trial_id)
-    if store is not None and trial_id is not None:
-        store.finish_trial(trial_id, result)
+            out = train(trainee, workload, batches, rec, Plan.of(workload, cfg), Hooks(on_eval=on_eval))
+        final = {**out.metrics, f"best/{workload.target.metric}": out.best, **(extra_metrics or {})}
+        result = out.result(spec, env, final, trial_id)
+        if store is not None and trial_id is not None:
+            store.finish_trial(trial_id, result)
+    except KeyboardInterrupt as e:
+        if not keep:
+            raise
+        raise keep_interrupted(store, trial_id, spec, env, e, extra_metrics) from None
     return result

@@ -50,7 +50,8 @@ class Recorder:
     - ``db="steplab.db"`` (a path or SQLAlchemy URL): the recorder opens the store and starts
       a trial (workload ``"user"``, algorithm = the optimizer's class name, hyperparameters =
       ``config``, ``name`` as its label). :meth:`close` finishes it: status ``"budget"``, or
-      ``"failed"`` with the exception when the ``with`` block raised.
+      ``"failed"`` with the exception when the ``with`` block raised (``"interrupted"`` on
+      Ctrl-C).
     - ``store=store, trial_id=tid``: rows go to an existing trial that the caller finishes
       (the train loop does this).
     - neither: rows stay in memory (:attr:`rows`, :attr:`eval_rows`, :meth:`trace`).
@@ -385,8 +386,9 @@ class Recorder:
             self.close()
             return
         message = " ".join(f"{exc_type.__name__}: {exc}".split())
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"  # Ctrl-C: kept, not failed
         with contextlib.suppress(StoreError):  # never hide the user's exception
-            self.close(status="failed", message=message)
+            self.close(status=status, message=message)
 
     def __repr__(self) -> str:
         where = f"trial {self.trial_id} in {self.store.url}" if self.store else "memory"

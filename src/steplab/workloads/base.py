@@ -78,8 +78,11 @@ class Workload(ABC):
     # -- budget and target -------------------------------------------------------------
     @property
     def budget_steps(self) -> int:
-        """The step budget (AlgoPerf's ``step_hint``); schedules are built for it."""
-        return self._budget_steps if self._budget_steps is not None else self.default_budget_steps
+        """The step budget (AlgoPerf's ``step_hint``); schedules are built for it. Times
+        ``STEPLAB_BUDGET_SCALE`` when that is set (:mod:`steplab.workloads.scale`)."""
+        from steplab.workloads.scale import scaled_steps
+
+        return scaled_steps(self._budget_steps if self._budget_steps is not None else self.default_budget_steps)
 
     @property
     def target(self) -> Target:
@@ -104,8 +107,12 @@ class Workload(ABC):
 
     @property
     def eval_every(self) -> int:
-        """Evaluate on held-out data every this many steps."""
-        return max(1, self.budget_steps // self.evals_per_budget)
+        """Evaluate on held-out data every this many steps (a run scaled by
+        ``STEPLAB_BUDGET_SCALE`` evaluates about 4 times)."""
+        from steplab.workloads.scale import SCALED_EVALS, budget_scale
+
+        evals = self.evals_per_budget if budget_scale() == 1.0 else min(SCALED_EVALS, self.evals_per_budget)
+        return max(1, self.budget_steps // evals)
 
     @property
     @abstractmethod

@@ -117,6 +117,12 @@ class StreamWorkload(Workload):
         return self.stream.budget_steps
 
     @property
+    def budget_steps(self) -> int:
+        """The stream's updates (a ``budget_steps`` override already set its steps per task,
+        and ``STEPLAB_BUDGET_SCALE`` is applied once, per task, by the stream)."""
+        return self.stream.budget_steps
+
+    @property
     def default_target(self) -> Target:
         return Target("continual/acc", TARGETS[self.stream.spec.name], "max")
 

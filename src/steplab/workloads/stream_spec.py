@@ -104,12 +104,20 @@ class StreamSpec:
         return int(self.get("tasks"))
 
     @property
+    def steps_per_task(self) -> int:
+        """The ``steps`` option, times ``STEPLAB_BUDGET_SCALE`` when that is set (rounded to a
+        multiple of ``eval_every``, so every task end stays an evaluation)."""
+        from steplab.workloads.scale import scaled_steps
+
+        return scaled_steps(int(self.get("steps")), multiple_of=int(self.get("eval_every")))
+
+    @property
     def budget_steps(self) -> int:
-        return self.tasks * int(self.get("steps"))
+        return self.tasks * self.steps_per_task
 
     def stage_ends(self) -> list[int]:
         """``[B_1, ..., B_T]``: the updates after which each task ends."""
-        n = int(self.get("steps"))
+        n = self.steps_per_task
         return [n * (j + 1) for j in range(self.tasks)]
 
     def with_options(self, **changes: Any) -> StreamSpec:

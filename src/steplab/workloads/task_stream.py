@@ -78,7 +78,7 @@ class Stream:
         self.spec = parse_stream(spec)
         self.kind = self.spec.kind
         self.tasks = self.spec.tasks
-        self.steps_per_task = int(self.spec.get("steps"))
+        self.steps_per_task = self.spec.steps_per_task
         self.batch_size = int(self.spec.get("batch"))
         self.replay = float(self.spec.get("replay"))
         self.buffer = self.spec.get("buffer")

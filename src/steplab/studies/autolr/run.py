@@ -33,6 +33,7 @@ from steplab.studies.autolr.record import (
     plan_stages,
 )
 from steplab.training.config import TrainConfig
+from steplab.training.interrupts import RunInterrupted, kept
 from steplab.training.loop import Hooks, Plan, Trainee, build, ready, recorder
 from steplab.training.loop import train as train_loop
 from steplab.training.recorder import Recorder
@@ -297,8 +298,11 @@ def run_autolrs(
 
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    stopped: RunInterrupted | None = None
     try:
         out = train_loop(main, workload, data, rec, Plan.of(workload, tcfg), Hooks(before_step, on_eval))
+    except RunInterrupted as e:  # Ctrl-C, SIGTERM: the run so far is stored as interrupted, then raised
+        out, stopped = e.outcome, e
     finally:
         optuna.logging.set_verbosity(verbosity)
     if isinstance(out.error, (SpecError, WorkloadError)) and not search.stages:
@@ -317,6 +321,8 @@ def run_autolrs(
     )
     if store is not None:
         _store(store, workload, algorithm, result, rows, eval_rows, str(device), name, tcfg)
+    if stopped is not None:
+        raise kept(stopped, result.trial_id, out.steps) if store is not None else stopped
     return result
 
 

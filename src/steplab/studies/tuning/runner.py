@@ -30,9 +30,10 @@ def open_tune(spec: TuneSpec, store: Store) -> tuple[int, list[TrialResult]]:
 
 
 def run_tune(spec: TuneSpec, store: Store, *, db_url: str | None = None,
-             on_trial: Callable[[TrialResult, int], None] | None = None) -> TuneResult:
+             on_trial: Callable[[TrialResult, int], None] | None = None, verbose: bool = False) -> TuneResult:
     """Run (or resume) the tune ``spec`` in ``store``; ``on_trial(result, steps_used)`` after
-    each trial. Ray strategies need ``db_url`` (their workers open the store themselves)."""
+    each trial. Ray strategies need ``db_url`` (their workers open the store themselves) and
+    print Ray's own logs only when ``verbose``."""
     su = setup(spec)
     study_id, done = open_tune(spec, store)
     if spec.strategy in RAY_STRATEGIES:
@@ -40,7 +41,7 @@ def run_tune(spec: TuneSpec, store: Store, *, db_url: str | None = None,
 
         if db_url is None:
             raise SpecError(f"strategy {spec.strategy!r} runs trials in Ray workers: give the store's URL (--db)")
-        trials = tuning_ray.run(su, store, study_id, done, db_url, on_trial=on_trial)
+        trials = tuning_ray.run(su, store, study_id, done, db_url, on_trial=on_trial, verbose=verbose)
         return summarize(spec, study_id, trials, su.trial_steps, used=store.leased_steps(study_id))
     trials, _ = run_optuna(su, store, study_id, done, on_trial)
     return summarize(spec, study_id, trials, su.trial_steps)

@@ -18,6 +18,7 @@ from steplab.analysis import predict
 from steplab.errors import SpecError
 from steplab.results import TrialResult, spec_digest
 from steplab.training.config import TrainConfig
+from steplab.workloads.scale import scaled_steps
 
 OPTUNA_STRATEGIES = ("qmc", "tpe", "median", "hyperband", "predict")
 RAY_STRATEGIES = ("asha", "pbt")
@@ -150,6 +151,8 @@ def setup(spec: TuneSpec) -> Setup:
     hp = {k: v for k, v in wl.default_hyperparameters.items() if k not in names}
     defaults = {k: v for k, v in algo.defaults().items()
                 if k not in names and not (k.startswith("one_minus_") and k.removeprefix("one_minus_") in hp)}
+    # STEPLAB_BUDGET_SCALE shrinks the compute budget with the trials (the same trial count)
+    spec = dataclasses.replace(spec, budget_steps=scaled_steps(spec.budget_steps, minimum=wl.budget_steps))
     if spec.budget_steps < wl.budget_steps:
         raise SpecError(f"tune: the budget ({spec.budget_steps} steps) is less than one trial "
                         f"({wl.budget_steps} steps): raise --budget")
