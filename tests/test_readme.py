@@ -1,12 +1,15 @@
-"""README.md runs as written: every command line of its ```bash blocks and every ```python
-block, in order, in a temporary folder, first with a fresh database and then once more in
-the same folder, against the database the first pass filled (trial ids are no longer 1, 2,
-3: the README refers to runs by name).
+"""README.md and the docs pages run as written: every command line of their ```bash blocks and
+every ```python block, page after page in the order of PAGES (README first, then Getting
+started and the tutorials as the site's navigation has them), in one temporary folder, first
+with a fresh database and then once more in the same folder, against the database the first
+pass filled (trial ids are no longer 1, 2, 3: the pages refer to runs by name).
 
-The budgets shrink through ``STEPLAB_BUDGET_SCALE`` (the README says so); commands run
+The budgets shrink through ``STEPLAB_BUDGET_SCALE`` (Getting started says so); commands run
 in-process through typer's runner (one import of torch, not fifty). Lines that cannot run
-here are in SKIP with the reason; files the README assumes the reader has (a TensorBoard
-log, a CSV) are made by FIXTURES. A README that drifts from the code fails here.
+here are in SKIP with the reason; files the pages assume the reader has (a TensorBoard log,
+a CSV) are made by FIXTURES. A page that drifts from the code fails here. A later page may
+use what an earlier one made (the Recorder's ``rec``, the run ``my-run``), as a reader going
+through them in order would have.
 """
 
 from __future__ import annotations
@@ -30,10 +33,27 @@ from steplab.cli import app
 ROOT = Path(__file__).resolve().parent.parent
 SCALE = "0.01"
 
-#: README command lines not run, each with the reason (every one is a README line untested)
+#: the pages run, in this order (every docs page with a ```bash or ```python block is here)
+PAGES = (
+    "README.md",
+    "docs/getting-started.md",
+    "docs/tutorials/benchmark.md",
+    "docs/tutorials/workload.md",
+    "docs/tutorials/refine.md",
+    "docs/tutorials/predict.md",
+    "docs/tutorials/tune.md",
+    "docs/tutorials/continual.md",
+    "docs/tutorials/integrations.md",
+    "docs/tutorials/scale-out.md",
+)
+
+#: command lines not run (a prefix each), with the reason: every one is a documented line untested
 SKIP = {
     "make demo": "installs and runs the full quick benchmark (minutes); tests/test_bench.py covers bench",
     "make test": "runs this test suite",
+    "make docs": "builds the documentation site; tests/test_docs.py builds it",
+    "pip install": "installs into the reader's environment; tests/test_package.py installs the wheel",
+    "steplab bench examples/bench-quick.toml --ray-address": "needs the reader's Ray cluster",
     "steplab bench examples/bench-quick.toml --ray": "starts a Ray cluster; tests/test_executors.py covers Ray",
     "steplab tune logreg -s asha": "starts Ray Tune; tests/test_tuning_ray.py covers asha",
     "steplab bench examples/bench-quick.toml --db postgresql": "needs the reader's PostgreSQL server",
@@ -44,7 +64,7 @@ SKIP = {
 
 
 def readme_steps(text: str) -> list[tuple[str, str]]:
-    """``[("bash", line) | ("python", block)]`` in README order."""
+    """``[("bash", line) | ("python", block)]`` in the order of one page's ``text``."""
     steps: list[tuple[str, str]] = []
     for lang, body in re.findall(r"^```(bash|python)\n(.*?)^```", text, flags=re.M | re.S):
         if lang == "python":
@@ -56,12 +76,18 @@ def readme_steps(text: str) -> list[tuple[str, str]]:
     return steps
 
 
-def skip_reason(line: str) -> str | None:
-    return next((why for start, why in SKIP.items() if line.startswith(start)), None)
+def page_steps() -> list[tuple[str, str, str]]:
+    """``[(page, kind, text)]``: every page's steps, the pages in PAGES order."""
+    return [(page, kind, text) for page in PAGES for kind, text in readme_steps((ROOT / page).read_text())]
+
+
+def skip_entry(line: str) -> str | None:
+    """The SKIP prefix that ``line`` starts with (the first in SKIP's order), else None."""
+    return next((start for start in SKIP if line.startswith(start)), None)
 
 
 def make_fixtures(folder: Path) -> None:
-    """What the README's import examples read: a TensorBoard log in runs/exp1 and a W&B-style
+    """What the import examples (docs/tutorials/integrations.md) read: a TensorBoard log in runs/exp1 and a W&B-style
     history.csv (16 updates of a decaying loss, lr and gradient norm)."""
     from torch.utils.tensorboard import SummaryWriter
 
@@ -78,15 +104,15 @@ def make_fixtures(folder: Path) -> None:
                           "" if k % 4 else 2.1 / (1 + 0.2 * k), 0.1 * k])
 
 
-def run_line(runner: CliRunner, line: str, folder: Path) -> None:
+def run_line(runner: CliRunner, line: str, folder: Path, page: str) -> None:
     words = shlex.split(line, comments=True)
-    assert words[0] == "steplab", f"README command that is not steplab: {line!r}; add it to SKIP with a reason"
+    assert words[0] == "steplab", f"{page}: command that is not steplab: {line!r}; add it to SKIP with a reason"
     target = None
     if ">" in words:
         at = words.index(">")
         words, target = words[:at], words[at + 1]
     r = runner.invoke(app, words[1:])
-    assert r.exit_code == 0, f"README line failed (exit {r.exit_code}): {line}\n{r.output[-3000:]}"
+    assert r.exit_code == 0, f"{page}: line failed (exit {r.exit_code}): {line}\n{r.output[-3000:]}"
     if target is not None:
         (folder / target).write_text(r.stdout)
 
@@ -101,28 +127,29 @@ def _missing_extra(block: str) -> str | None:
 
 
 def run_readme(folder: Path) -> list[str]:
-    """Run every README step in ``folder``; return the skipped lines."""
+    """Run every step of the pages in ``folder``; return the skipped lines."""
     runner = CliRunner()
     namespace: dict[str, object] = {"__name__": "__readme__"}
     skipped, took = [], []
-    for kind, text in readme_steps((ROOT / "README.md").read_text()):
+    for page, kind, text in page_steps():
         t0 = time.perf_counter()
         if kind == "python" and (missing := _missing_extra(text)):
-            skipped.append(f"python block needing {missing}")
+            skipped.append(f"python block needing {missing} ({page})")
         elif kind == "python":
-            exec(compile(text, "README.md python block", "exec"), namespace)  # noqa: S102
-        elif skip_reason(text) is not None:
+            exec(compile(text, f"{page} python block", "exec"), namespace)  # noqa: S102
+        elif skip_entry(text) is not None:
             skipped.append(text)
         else:
-            run_line(runner, text, folder)
-        took.append((time.perf_counter() - t0, text.splitlines()[0][:90]))
-    print("slowest README steps:", *(f"{s:6.1f} s  {t}" for s, t in sorted(took, reverse=True)[:12]), sep="\n")
+            run_line(runner, text, folder, page)
+        took.append((time.perf_counter() - t0, f"{page}: {text.splitlines()[0][:80]}"))
+    print("slowest steps:", *(f"{s:6.1f} s  {t}" for s, t in sorted(took, reverse=True)[:12]), sep="\n")
+    print(f"all {len(took)} steps: {sum(s for s, _ in took):.1f} s")
     return skipped
 
 
 @pytest.mark.slow
-def test_readme_runs_as_written_in_a_fresh_and_in_a_used_database(tmp_path, monkeypatch):
-    pytest.importorskip("tensorboard", reason="the README's TensorBoard log is written with the tensorboard extra")
+def test_readme_and_docs_run_as_written_in_a_fresh_and_in_a_used_database(tmp_path, monkeypatch):
+    pytest.importorskip("tensorboard", reason="the TensorBoard log imported is written with the tensorboard extra")
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
     make_fixtures(tmp_path)
     monkeypatch.chdir(tmp_path)
@@ -131,9 +158,9 @@ def test_readme_runs_as_written_in_a_fresh_and_in_a_used_database(tmp_path, monk
     monkeypatch.setenv("MPLBACKEND", "Agg")
     skipped = run_readme(tmp_path)
     bash_skipped = [line for line in skipped if not line.startswith("python block")]
-    assert len(bash_skipped) == len(SKIP), bash_skipped  # one README line per entry
+    assert {skip_entry(line) for line in bash_skipped} == set(SKIP), bash_skipped  # every entry skips a line
     if len(skipped) > len(bash_skipped):
-        warnings.warn(f"README blocks not run, their extra is missing: {skipped}", stacklevel=1)
+        warnings.warn(f"python blocks not run, their extra is missing: {skipped}", stacklevel=1)
     with sqlite3.connect(tmp_path / "steplab.db") as conn:
         first = conn.execute("SELECT count(*) FROM trials").fetchone()[0]
     assert first > 10
@@ -141,18 +168,25 @@ def test_readme_runs_as_written_in_a_fresh_and_in_a_used_database(tmp_path, monk
     with sqlite3.connect(tmp_path / "steplab.db") as conn:
         rows = conn.execute("SELECT status FROM trials").fetchall()
         named = dict(conn.execute("SELECT name, count(*) FROM trials WHERE name IN "
-                                  "('first', 'linear', 'const', 'cos', 'split', 'rotated', 'shift', 'exp1', "
+                                  "('hello', 'first', 'linear', 'const', 'cos', 'split', 'rotated', 'shift', 'exp1', "
                                   "'history.csv', 'my-run') GROUP BY name").fetchall())
     assert len(rows) > first and all(s != "running" for (s,) in rows), rows
     # every named run was recorded again by the second pass, so the names point at new runs
-    assert named == dict.fromkeys(("first", "linear", "const", "cos", "split", "rotated", "shift", "exp1",
+    assert named == dict.fromkeys(("hello", "first", "linear", "const", "cos", "split", "rotated", "shift", "exp1",
                                    "history.csv", "my-run"), 2), named
 
 
-def test_every_skip_names_a_readme_line():
-    lines = [line for kind, line in readme_steps((ROOT / "README.md").read_text()) if kind == "bash"]
+def test_every_skip_names_a_documented_line():
+    lines = [line for _, kind, line in page_steps() if kind == "bash"]
     for start in SKIP:
-        assert any(line.startswith(start) for line in lines), f"SKIP entry {start!r} matches no README line"
+        assert any(line.startswith(start) for line in lines), f"SKIP entry {start!r} matches no line of PAGES"
+
+
+def test_every_docs_page_with_commands_is_run():
+    """A page with a ```bash or ```python block is in PAGES, so its commands are tested."""
+    pages = ["README.md", *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").rglob("*.md"))]
+    with_steps = [p for p in pages if readme_steps((ROOT / p).read_text())]
+    assert sorted(with_steps) == sorted(PAGES), (with_steps, PAGES)
 
 
 def test_budget_scale_is_read_and_checked(monkeypatch):
@@ -174,7 +208,7 @@ def test_budget_scale_is_read_and_checked(monkeypatch):
 
 
 def test_a_name_means_the_newest_trial_with_it(tmp_path):
-    """What lets the README name its runs: digits are an id, a name the newest trial so named."""
+    """What lets the pages name their runs: digits are an id, a name the newest trial so named."""
     from steplab.cli.refs import trial_id, trial_ids
     from steplab.errors import StoreError
     from steplab.results import StepRow, TrialResult, TrialSpec
