@@ -32,8 +32,8 @@ lowest final validation loss, over the grid (workload default lr x 0.5, 1, 2 for
 baseline's cap x 0.3, 1, 3 for the Polyak steps). Every run trains its whole budget
 (no early stop) with evaluations every 1% of it. Prints per workload: steps to target
 (median over seeds, seeds reached), final validation loss (mean +- sd), then the ratios
-autolrs/cosine and replay/cosine of median steps to target with the noise floor (cosine's
-seed spread max/min - 1), and AutoLRS's total steps (kept + search) over cosine's. The
+autolrs/cosine and replay/cosine of median steps to target with a 90% bootstrap interval over
+seeds (``_sweep.ratio_ci``; an interval holding 1 is a tie), and AutoLRS's total steps (kept + search) over cosine's. The
 issue's goal: replay <= 0.85x cosine.
 
 Runs are stored in ``--db`` (default ``benchmarks/out/autolr.db``) and skipped when found,
@@ -196,14 +196,16 @@ def main() -> None:
             r = _sweep.ratio(tuned[m][1].median_steps, cos.median_steps)
             if math.isfinite(cos.median_steps) and not math.isfinite(tuned[m][1].median_steps):
                 r = math.inf  # cosine reached the target, this method did not (median over seeds)
-            rows.append((k, m, r, _sweep.spread(cos.steps),
+            rows.append((k, m, r, _sweep.ratio_ci(tuned[m][1].steps, cos.steps),
                          _sweep.ratio(statistics.fmean(tuned[m][1].final_loss), statistics.fmean(cos.final_loss)),
-                         _sweep.spread(cos.final_loss), _sweep.ratio(total, cos.median_steps)))
-    print("\nratios to tuned cosine (noise floor = cosine's seed spread max/min - 1; "
+                         _sweep.ratio_ci(tuned[m][1].final_loss, cos.final_loss, stat="mean"),
+                         _sweep.ratio(total, cos.median_steps)))
+    print("\nratios to tuned cosine with 90% bootstrap intervals over seeds (~: the interval holds 1, a tie; "
           "autolrs+search counts the search steps too)")
-    print(f"{'workload':11} {'method':17} {'steps':>6} {'(noise)':>8} {'final loss':>10} {'(noise)':>8} {'autolrs+search':>14}")
-    for k, m, r, rn, rl, ln, tot in rows:
-        print(f"{k:11} {m:17} {r:6.3f} {rn:8.0%} {rl:10.4f} {ln:8.1%} {tot:14.2f}")
+    print(f"{'workload':11} {'method':17} {'steps':>6} {'(90% interval)':>18} {'final loss':>10} {'(90% interval)':>18} "
+          f"{'autolrs+search':>14}")
+    for k, m, r, rci, rl, lci, tot in rows:
+        print(f"{k:11} {m:17} {r:6.3f} {_sweep.fmt_ci(rci):>18} {rl:10.4f} {_sweep.fmt_ci(lci):>18} {tot:14.2f}")
     print()
     for m in ("autolrs", "replay", "autolrs-long", "replay-long", "replay-long+decay"):
         finite = [r for k, mm, r, *_ in rows if mm == m and not math.isnan(r)]  # inf: a miss

@@ -23,6 +23,7 @@ Usage::
     .venv/bin/python benchmarks/calibrate_targets.py                  # all base variants
     .venv/bin/python benchmarks/calibrate_targets.py digits-mlp charlm --seeds 2
     .venv/bin/python benchmarks/calibrate_targets.py logreg --all-variants
+    .venv/bin/python benchmarks/calibrate_targets.py mnist1d:mlp mnist1d:logreg   # variants
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ LR_GRID: dict[str, tuple[float, ...]] = {
     "modarith": (5e-2, 7e-2, 1e-1, 1.4e-1),
     "teacher-student": (3e-2, 1e-1, 2e-1, 4e-1),
     "charlm": (1e-2, 2e-2, 4e-2),
+    "mnist1d": (1e-2, 2e-2, 3e-2, 6e-2),
+    "mnist1d:mlp": (3e-3, 1e-2, 2e-2, 3e-2),
+    "mnist1d:logreg": (3e-3, 1e-2, 3e-2, 1e-1),
+    "mnist1d:large": (1e-2, 2e-2, 3e-2),
 }
 ADAMW: dict[str, dict[str, Any]] = {
     "modarith": {"weight_decay": 1.0, "betas": (0.9, 0.98)},
@@ -135,7 +140,7 @@ def _star(args: tuple[str, float, int, int | None]) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("names", nargs="*", help="workload families (default: all)")
+    ap.add_argument("names", nargs="*", help="workload families or name:variant keys (default: all)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--procs", type=int, default=2)
     ap.add_argument("--lrs", type=float, nargs="*", help="override the lr grid")
@@ -146,6 +151,10 @@ def main() -> None:
     names = args.names or workloads.names()
     keys = []
     for name in names:
+        if ":" in name:  # one variant: "mnist1d:mlp"
+            workloads.get(name)  # an unknown name or variant stops here, in one line
+            keys.append(name)
+            continue
         cls = workloads.workload_class(name)
         variants = sorted(cls.variants) if args.all_variants else ["base"]
         keys += [name if v == "base" else f"{name}:{v}" for v in variants]
@@ -155,7 +164,7 @@ def main() -> None:
         for lr in (args.lrs or LR_GRID.get(k, LR_GRID[k.split(":")[0]]))
         for s in range(args.seeds)
     ]
-    jobs.sort(key=lambda j: j[0].startswith("charlm"), reverse=True)  # longest first
+    jobs.sort(key=lambda j: j[0].startswith(("charlm", "mnist1d:large")), reverse=True)  # longest first
     t0 = time.time()
     with mp.get_context("spawn").Pool(args.procs) as pool:
         results = pool.map(_star, jobs, chunksize=1)

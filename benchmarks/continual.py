@@ -22,8 +22,8 @@ seeds), and the tuned value is used unchanged on the reported stream. Grid: 1e-3
 (digits, 3 seeds), 0.01, 0.02, 0.04 (LM, 1 seed).
 
 Printed: per stream and replay, each schedule's metrics as mean +- seed sd over ``--seeds``
-seeds; then the differences to ``rewarm`` with the noise floor (the larger seed range
-max - min of the two cells: a difference inside it is not one); then the evidence for the
+seeds; then the differences to ``rewarm`` with their 90% Welch t-interval over seeds
+(``steplab.analysis.seeds.difference_interval``: an interval holding 0 is a tie); then the evidence for the
 stability gap: min-ACC with dense evaluation against min-ACC recomputed from the *same* runs
 evaluated only every 10 updates and only at task ends (evaluation never changes the
 trajectory, ``tests/test_continual.py``), and the gap against task dissimilarity on
@@ -52,6 +52,7 @@ from typing import Any
 import _sweep  # benchmarks/_sweep.py, beside this script
 
 from steplab import algorithms
+from steplab.analysis.seeds import difference_interval
 from steplab.store import open_store
 from steplab.studies import continual
 from steplab.training.config import TrainConfig
@@ -115,11 +116,6 @@ def _ms(values: list[float], fmt: str = "{:.3f}") -> str:
 def _mean(values: list[float]) -> float:
     v = [x for x in values if math.isfinite(x)]
     return statistics.fmean(v) if v else math.nan
-
-
-def _range(values: list[float]) -> float:
-    v = [x for x in values if math.isfinite(x)]
-    return max(v) - min(v) if len(v) > 1 else math.nan
 
 
 def _sparse(h: History, every: int | None) -> History:
@@ -202,10 +198,10 @@ def report(db: str, name: str, lrs: dict[str, float], seeds: list[int], procs: i
             fmts = ["{:.3f}"] * 7 + ["{:.0f}", "{:.2f}", "{:.2f}"] if not lm else \
                 ["{:.3f}"] * 6 + ["{:.0f}", "{:.2f}", "{:.1f}", "{:.1f}"]
             print(f"{r:6.0%} {s:9} {lrs[s]:6.3g} " + " ".join(f"{_ms(v, f):>13}" for v, f in zip(vals, fmts)))
-    # differences to rewarm, with the noise floor
+    # differences to rewarm, with their intervals
     metrics = [("ACC", "continual/acc"), ("min-ACC", "continual/min_acc"), ("forgetting", "continual/forgetting")]
-    print(f"\n{name}: difference to rewarm at the same replay (noise = the larger seed range max-min of the two; "
-          "'~' = within it)" + ("; LM: ACC = -(mean loss), min-ACC = -(mean worst old-domain loss)" if lm else ""))
+    print(f"\n{name}: difference to rewarm at the same replay with its 90% Welch t-interval over seeds "
+          "('~' = the interval holds 0, a tie)" + ("; LM: ACC = -(mean loss), min-ACC = -(mean worst old-domain loss)" if lm else ""))
     print(f"{'replay':>6} {'schedule':9} " + " ".join(f"{m:>24}" for m, _ in metrics))
     for r in REPLAYS:
         ref = [t.final_metrics for t, _ in cells[(r, "rewarm")]]
@@ -214,9 +210,10 @@ def report(db: str, name: str, lrs: dict[str, float], seeds: list[int], procs: i
             parts = []
             for _, key in metrics:
                 a, b = [m[key] for m in cur], [m[key] for m in ref]
-                d, noise = _mean(a) - _mean(b), max(_range(a), _range(b))
-                flag = "~" if math.isfinite(noise) and abs(d) <= noise else " "
-                parts.append(f"{d:+.3f} (noise {noise:.3f}){flag}")
+                iv = difference_interval([x for x in a if math.isfinite(x)], [x for x in b if math.isfinite(x)], 0.9)
+                flag = "~" if iv.contains(0.0) else " "
+                parts.append(f"{iv.point:+.3f} [{iv.low:+.3f}, {iv.high:+.3f}]{flag}" if math.isfinite(iv.low)
+                             else f"{_mean(a) - _mean(b):+.3f} (one seed){' ':7}")
             print(f"{r:6.0%} {s:9} " + " ".join(f"{p:>24}" for p in parts))
     if not lm:
         print(f"\n{name}: the stability gap needs dense evaluation -- min-ACC of the same runs recomputed with "

@@ -11,7 +11,8 @@ time per step is measured from step 20 to the last step by a timing callback pre
 the steady state is what it measures: the one-time cost of opening the store and creating the
 trial, about as much as a few steps, is left out, while the periodic flushes to SQLite
 every ``flush_every=200`` steps are in). Prints, per framework, the median
-per-step ratio (with / without) over rounds and its spread (min..max) as the noise floor.
+per-step ratio (with / without) over rounds and the 90% Student-t interval of the mean ratio
+over rounds (``steplab.analysis.seeds.seed_interval``).
 
     .venv/bin/python benchmarks/integrations_overhead.py [--rounds 3] [--steps 300]
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import statistics
 import tempfile
@@ -28,6 +30,8 @@ import warnings
 from pathlib import Path
 
 import torch
+
+from steplab.analysis.seeds import seed_interval
 
 #: steps left out of the clock at the start (set-up, first-step allocations)
 SKIP = 20
@@ -113,6 +117,11 @@ def hf_run(steps: int, with_callback: bool, db: Path, out: Path) -> float:
     return clock.dt / (steps - SKIP)
 
 
+def _interval(ratios: list[float]) -> str:
+    iv = seed_interval(ratios, 0.9)
+    return f"[{iv.low:.3f}, {iv.high:.3f}]" if math.isfinite(iv.low) else "(one round)"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
@@ -124,7 +133,7 @@ def main() -> None:
     for name in ("lightning", "lightning.pytorch", "transformers"):
         logging.getLogger(name).setLevel(logging.ERROR)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    print(f"{'framework':10s} {'steps':>5s} {'without ms/step':>15s} {'with':>8s} {'ratio':>7s} {'noise (min..max)':>18s}")
+    print(f"{'framework':10s} {'steps':>5s} {'without ms/step':>15s} {'with':>8s} {'ratio':>7s} {'90% interval (mean)':>19s}")
     with tempfile.TemporaryDirectory() as tmp:
         for fw in args.frameworks.split(","):
             def run(with_cb: bool, r: int, fw: str = fw) -> float:
@@ -140,7 +149,7 @@ def main() -> None:
                 b = run(True, r)
                 without.append(a), with_.append(b), ratios.append(b / a)
             print(f"{fw:10s} {args.steps:5d} {1e3 * statistics.median(without):15.3f} {1e3 * statistics.median(with_):8.3f}"
-                  f" {statistics.median(ratios):7.3f} {min(ratios):8.3f}..{max(ratios):.3f}")
+                  f" {statistics.median(ratios):7.3f} {_interval(ratios):>19s}")
 
 
 if __name__ == "__main__":

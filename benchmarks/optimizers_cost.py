@@ -12,8 +12,9 @@ load hits all of them alike.
 
 Prints per workload and optimizer the ms per full training step (forward, backward, update)
 and per ``optimizer.step()`` alone, each the fastest of the repetitions (the least disturbed
-by other processes, as ``timeit`` reports), their ratios to AdamW's, and the range of the
-per-repetition step ratios (the noise: wide on a loaded machine). Usage::
+by other processes, as ``timeit`` reports), their ratios to AdamW's, and the 90% Student-t
+interval of the per-repetition step ratio (paired within a repetition;
+``steplab.analysis.seeds.seed_interval``: wide on a loaded machine). Usage::
 
     .venv/bin/python benchmarks/optimizers_cost.py
     .venv/bin/python benchmarks/optimizers_cost.py --reps 3 --steps 100
@@ -23,11 +24,13 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import time
 
 import torch
 
 from steplab import algorithms, workloads
+from steplab.analysis.seeds import seed_interval
 
 ALGORITHMS = {"adamw": "adamw-cosine", "shampoo": "shampoo-cosine", "soap": "soap-cosine", "muon": "muon-cosine"}
 WORKLOADS = ("digits-mlp", "charlm")
@@ -63,9 +66,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"{args.steps} timed steps after {WARMUP} warm-up steps, {args.reps} repetitions, 1 thread; "
-          "fastest repetition (range of the per-repetition step ratios in brackets)")
+          "fastest repetition (90% interval of the mean per-repetition step ratio in brackets)")
     print(f"{'workload':12} {'optimizer':9} {'ms/step':>8} {'ms/update':>10} {'x AdamW step':>13} "
-          f"{'x AdamW update':>15} {'(range)':>13}")
+          f"{'x AdamW update':>15} {'(90% interval)':>16}")
     for workload in WORKLOADS:
         full: dict[str, list[float]] = {k: [] for k in ALGORITHMS}
         upd: dict[str, list[float]] = {k: [] for k in ALGORITHMS}
@@ -75,10 +78,11 @@ def main() -> None:
                 full[name].append(f)
                 upd[name].append(u)
         for name in ALGORITHMS:
-            ratios = [f / a for f, a in zip(full[name], full["adamw"], strict=True)]
+            iv = seed_interval([f / a for f, a in zip(full[name], full["adamw"], strict=True)], 0.9)
+            shown = f"[{iv.low:.2f}, {iv.high:.2f}]" if math.isfinite(iv.low) else "(one rep)"
             print(f"{workload:12} {name:9} {1e3 * min(full[name]):8.2f} {1e3 * min(upd[name]):10.2f} "
                   f"{min(full[name]) / min(full['adamw']):13.2f} {min(upd[name]) / min(upd['adamw']):15.2f} "
-                  f"{f'({min(ratios):.2f}-{max(ratios):.2f})':>13}", flush=True)
+                  f"{shown:>16}", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -15,14 +15,15 @@ power law, no schedule knowledge) is fitted on the first 20% of each unseen run'
 Every prediction is scored against the unseen run's ``train/loss`` evaluations (one
 minibatch's loss is far too noisy to score a 1% prediction against): the relative error of
 the final loss (mean and worst over schedules and seeds) and the mean relative error over
-the evaluations. The noise floor is the median over schedules of the seed spread (max/min -
-1) of the final loss.
+the evaluations, the mean with its 90% Student-t interval over schedules and seeds; beside it
+the seed noise of the final loss (median over schedules of its coefficient of variation).
 
 Part 2 (LR transfer). Per workload, a peak-lr grid (default x 0.25 .. 4) at horizons T/2, T
 and 4T (linear decay, 3 seeds). Three rules predict the lr for 4T: keep T's tuned lr, the
 bound's rule (Schaipp et al. 2025: scale by gamma*(4T) / gamma*(T)), and the power law of
 Bjorck et al. 2024 fitted on the lrs tuned at T/2 and T. Each is trained at 4T; printed is
-its final validation loss over the grid-tuned one's at 4T, with that one's seed spread.
+its final validation loss over the grid-tuned one's at 4T, with a 90% bootstrap interval over
+seeds (``_sweep.ratio_ci``; one that holds 1 is a tie).
 
 Runs are stored in ``--db`` (default ``benchmarks/out/predict.db``) and reused. Usage::
 
@@ -44,6 +45,7 @@ import numpy as np
 from steplab import schedules, workloads
 from steplab.analysis import horizons, predict
 from steplab.analysis.law_fit import fit_power_baseline
+from steplab.analysis.seeds import seed_interval
 from steplab.store import open_store
 from steplab.training.config import TrainConfig
 from steplab.training.loop import run_trial
@@ -137,7 +139,8 @@ def part1(db: str, key: str, seeds: list[int]) -> dict[str, Any]:
                 f, c = _errors(base.predict(np.arange(1, n + 1)), at, observed)
                 rows["baseline"]["final"].append(f)
                 rows["baseline"]["curve"].append(c)
-    noise = statistics.median(max(v) / min(v) - 1 for v in finals.values())
+    noise = statistics.median(statistics.stdev(v) / statistics.fmean(v) if len(v) > 1 else math.nan
+                              for v in finals.values())
     return {"rows": rows, "noise": noise}
 
 
@@ -187,11 +190,14 @@ def main() -> None:
     _sweep.execute(args.db, extra, _label, _run, args.procs)
 
     print(f"\nPart 1: relative error of the predicted training loss (unseen: {', '.join(UNSEEN)}, {LONGER} at 2x)")
-    print(f"{'workload':12} {'model':20} {'final mean':>10} {'final worst':>11} {'curve mean':>10}   noise floor")
+    print(f"{'workload':12} {'model':20} {'final mean [90% t-interval]':>30} {'final worst':>11} {'curve mean':>10}"
+          "   seed cv")
     for k in args.workloads:
         r = part1(args.db, k, seeds)
         for m, v in r["rows"].items():
-            print(f"{k:12} {m:20} {statistics.fmean(v['final']):10.2%} {max(v['final']):11.2%} "
+            iv = seed_interval(v["final"], 0.9)
+            shown = f"{iv.point:8.2%} [{iv.low:6.2%}, {iv.high:6.2%}]" if math.isfinite(iv.low) else f"{iv.point:8.2%}"
+            print(f"{k:12} {m:20} {shown:>30} {max(v['final']):11.2%} "
                   f"{statistics.fmean(v['curve']):10.2%}   {r['noise']:.2%}")
     print("\nPart 2: lr transferred from horizon T to 4T vs grid-tuned at 4T (linear decay; final validation "
           "loss, mean of seeds; the power law is fitted on the lrs tuned at T/2 and T)")
@@ -200,12 +206,14 @@ def main() -> None:
         t, best = p2["t"], p2["best"]
         tuned = _final_val(args.db, k, p2["spec"], 4 * t, best[4 * t], seeds)
         ref = statistics.fmean(tuned)
-        noise = max(tuned) / min(tuned) - 1
         print(f"{k:12} tuned lr: T/2={t // 2} {best[t // 2]:.4g}, T={t} {best[t]:.4g}, 4T={4 * t} {best[4 * t]:.4g} "
-              f"(loss {ref:.4f}, seed spread {noise:.2%}); power-law exponent {p2['exponent']:+.2f}")
+              f"(loss {ref:.4f}); power-law exponent {p2['exponent']:+.2f}")
         for rule, lr in p2["rules"].items():
-            loss = statistics.fmean(_final_val(args.db, k, p2["spec"], 4 * t, lr, seeds))
-            print(f"{'':12}   {rule:20} lr {lr:.4g}: loss {loss:.4f}, ratio to grid-tuned {loss / ref:.4f}")
+            vals = _final_val(args.db, k, p2["spec"], 4 * t, lr, seeds)
+            loss = statistics.fmean(vals)
+            iv = _sweep.ratio_ci(vals, tuned, stat="mean")
+            print(f"{'':12}   {rule:20} lr {lr:.4g}: loss {loss:.4f}, ratio to grid-tuned {loss / ref:.4f} "
+                  f"{_sweep.fmt_ci(iv)} (90% bootstrap over seeds; ~ = a tie)")
 
 
 if __name__ == "__main__":

@@ -27,8 +27,8 @@ Each at its tuned peak lr over the same small grid (the workload's default lr x 
 target are resolved finely. Tuned = most seeds reaching the target, then the lowest median
 steps to target, then the lowest final validation loss. Prints per workload: steps to
 target (median over seeds, seeds reached), final validation loss (mean +- sd), and the
-ratio refined / linear with the noise floor (linear's seed spread max/min - 1 at its tuned
-lr); then the median ratio over workloads.
+ratio refined / linear with a 90% bootstrap interval over seeds (``_sweep.ratio_ci``; one that
+holds 1 is a tie); then the median ratio over workloads.
 
 Runs are stored in ``--db`` (default ``benchmarks/out/refine.db``) and skipped when found,
 so a killed run resumes. Usage::
@@ -162,12 +162,14 @@ def main() -> None:
             if math.isfinite(lin.median_steps) and not math.isfinite(c.median_steps):
                 r = math.inf  # linear reached the target, this method did not
             steps_ratio[m].append(r)
-            rows.append((k, m, r, _sweep.spread(lin.steps), _sweep.ratio(statistics.fmean(c.final_loss), lin_loss),
-                         _sweep.spread(lin.final_loss), _sweep.ratio(c.median_steps + _workload(k).budget_steps, lin.median_steps)))
-    print("\nratios to linear at tuned lrs (noise floor = linear's seed spread max/min - 1)")
-    print(f"{'workload':18} {'method':9} {'steps':>6} {'(noise)':>8} {'final loss':>10} {'(noise)':>8} {'2-pass steps':>12}")
-    for k, m, r, rn, lr_, ln, two in rows:
-        print(f"{k:18} {m:9} {r:6.3f} {rn:8.0%} {lr_:10.4f} {ln:8.1%} {two:12.2f}")
+            rows.append((k, m, r, _sweep.ratio_ci(c.steps, lin.steps), _sweep.ratio(statistics.fmean(c.final_loss), lin_loss),
+                         _sweep.ratio_ci(c.final_loss, lin.final_loss, stat="mean"),
+                         _sweep.ratio(c.median_steps + _workload(k).budget_steps, lin.median_steps)))
+    print("\nratios to linear at tuned lrs with 90% bootstrap intervals over seeds (~: the interval holds 1, a tie)")
+    print(f"{'workload':18} {'method':9} {'steps':>6} {'(90% interval)':>18} {'final loss':>10} {'(90% interval)':>18} "
+          f"{'2-pass steps':>12}")
+    for k, m, r, rci, lr_, lci, two in rows:
+        print(f"{k:18} {m:9} {r:6.3f} {_sweep.fmt_ci(rci):>18} {lr_:10.4f} {_sweep.fmt_ci(lci):>18} {two:12.2f}")
     print()
     for m, rs in steps_ratio.items():
         known = [r for r in rs if not math.isnan(r)]  # inf: a miss where linear reached the target

@@ -17,8 +17,8 @@ runs 400 steps, not the quick suite's 600: 84 charlm runs at ~13 ms/step on an i
 (20-30 ms on a shared one) must fit in ~20 minutes on one core. Each algorithm runs at its
 defaults, with the workload's calibrated weight decay for ``adamw-cosine``.
 
-Prints per configuration the LR sensitivity and the grid-best loss (mean +- sd over the 3
-seeds: the sd is the noise floor; a difference smaller than it is noise), the best lr, the
+Prints per configuration the LR sensitivity and the grid-best loss (mean over the 3 seeds
+with its 90% Student-t interval), the best lr, the
 number of diverged runs and the seed-mean loss at every lr; writes the plots
 ``benchmarks/out/sensitivity-charlm.png`` and ``benchmarks/out/sensitivity-digits.png``.
 
@@ -49,21 +49,27 @@ POINTS = 7
 EVALS = 5  # evaluations per run: only the final loss is scored
 
 
-def _fmt(mean: float, sd: float) -> str:
+def _fmt(mean: float, sd: float, n: int) -> str:
+    """``mean [low, high]``: the 90% Student-t interval of the mean over ``n`` seeds."""
+    from scipy import stats
+
     if not math.isfinite(mean):
         return "—"
-    return f"{mean:.4f} ± {sd:.4f}" if math.isfinite(sd) else f"{mean:.4f}"
+    if not math.isfinite(sd) or n < 2:
+        return f"{mean:.4f}"
+    half = stats.t.ppf(0.95, n - 1) * sd / math.sqrt(n)
+    return f"{mean:.4f} [{mean - half:.4f}, {mean + half:.4f}]"
 
 
 def _table(title: str, results: dict[str, sensitivity.SensitivityResult]) -> None:
     print(f"\n{title}")
     first = next(iter(results.values()))
-    print(f"{'':22} {'LR sensitivity':>18} {'grid-best loss':>18} {'best lr':>8} {'diverged':>8} {'L_init':>7}")
+    print(f"{'':22} {'LR sensitivity [90%]':>24} {'grid-best loss [90%]':>24} {'best lr':>8} {'diverged':>8} {'L_init':>7}")
     for row in sensitivity.summary_rows(results):
         r = results[row["label"]]
         n_runs = len(r.grid) * row["seeds"]
-        print(f"{row['label']:22} {_fmt(row['sensitivity'], row['sensitivity_sd']):>18} "
-              f"{_fmt(row['best_loss'], row['best_loss_sd']):>18} {row['best_lr']:8.3g} "
+        print(f"{row['label']:22} {_fmt(row['sensitivity'], row['sensitivity_sd'], row['seeds']):>24} "
+              f"{_fmt(row['best_loss'], row['best_loss_sd'], row['seeds']):>24} {row['best_lr']:8.3g} "
               f"{row['diverged']:>3}/{n_runs:<4} {row['init_loss']:7.3f}")
     print("seed-mean final loss per lr (clamped at L_init; x = all seeds diverged)")
     print(f"{'':22} " + " ".join(f"{lr:>7.2g}" for lr in first.grid))
@@ -110,7 +116,8 @@ def main() -> None:
                 charlm[variant] = sweep(wl, base_point(algo, wl), grid, seeds, store=store,
                                         config=cfg, progress=progress)
     print(f"\nLR sensitivity = mean over the grid of min(L(lr), L_init) - min_lr L(lr), final validation/loss; "
-          f"mean ± sd over {args.seeds} seeds (sd = noise floor); {POINTS}-point log grids")
+          f"mean over {args.seeds} seeds with its 90% t-interval (two configurations whose intervals of the "
+          f"difference hold 0 are tied); {POINTS}-point log grids")
     _table("digits-mlp (400 steps; Adam family lr 3e-4..0.3, SGD 1e-3..1)", digits)
     print(f"wrote {plot_lr_sensitivity(digits, Path(args.out) / 'sensitivity-digits.png', title='digits-mlp: final validation loss vs peak lr (400 steps)')}")
     if charlm:

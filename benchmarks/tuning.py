@@ -15,8 +15,10 @@ Per workload, AdamW + cosine (``adamw-cosine``), searching ``lr`` and ``weight_d
 Reported per workload and strategy over the seeds (sampler and training seed = the seed;
 the grid of the same seed is the reference): the relative gap of the found final
 validation loss to the grid best (mean, sd, worst; negative = better than the grid), the
-compute used as a fraction of the grid's, and the trials run and stopped early. The noise
-floor is the grid best's own seed spread (max/min - 1). The issue's goal: ``predict`` within
+compute used as a fraction of the grid's, and the trials run and stopped early. The gap
+comes with its 90% Student-t interval over seeds (``steplab.analysis.seeds``; each seed's
+gap is paired with the grid of the same seed), and the 1% goal is met only when the
+interval's upper end is under it. The issue's goal: ``predict`` within
 1% of the grid best with <= 30% of the compute, and better than ``median``.
 
 charlm runs 300-step trials here (its quick-suite budget is 600): the grid alone is 72 runs
@@ -37,6 +39,7 @@ import time
 from pathlib import Path
 
 from steplab import workloads
+from steplab.analysis.seeds import seed_interval
 from steplab.analysis.sensitivity import lr_grid
 from steplab.results import FINISHED
 from steplab.store import open_store
@@ -129,8 +132,8 @@ def main() -> None:
         _pool(_tune_run, [job], 1)  # Ray uses every core itself
 
     print()
-    print(f"{'workload':11} {'strategy':13} {'gap to grid best':>22} {'worst':>7} {'compute':>8} {'trials':>7} "
-          f"{'stopped':>8} {'(noise floor)':>13}")
+    print(f"{'workload':11} {'strategy':13} {'gap to grid best [90% t-interval over seeds]':>44} {'worst':>7} "
+          f"{'compute':>8} {'trials':>7} {'stopped':>8}")
     summary: dict[str, dict[str, tuple[float, float]]] = {}
     with open_store(args.db) as store:
         by_name = {store.trial_info(t.id)["name"]: t for t in store.list_trials(status=FINISHED)}
@@ -142,7 +145,6 @@ def main() -> None:
                         for lr in LRS for wd in WDS if _grid_label(k, lr, wd, s) in by_name]
                 vals = [v for v in vals if math.isfinite(v)]
                 best[s] = min(vals) if vals else math.nan
-            noise = max(best.values()) / min(best.values()) - 1
             grid_compute = len(LRS) * len(WDS) * T
             for st in strategies:
                 gaps, fracs, n, stopped = [], [], [], []
@@ -157,20 +159,21 @@ def main() -> None:
                     stopped.append(sum(t.status == "pruned" for t in res.trials))
                 if not gaps:
                     continue
-                finite = [g for g in gaps if math.isfinite(g)]
-                mean = statistics.fmean(finite) if len(finite) == len(gaps) else math.inf
-                sd = statistics.stdev(finite) if len(finite) > 1 else 0.0
-                summary.setdefault(k, {})[st] = (mean, max(gaps))
-                print(f"{k:11} {st:13} {mean:+12.2%} +- {sd:6.2%} {max(gaps):+7.2%} {statistics.fmean(fracs):8.0%} "
-                      f"{statistics.fmean(n):7.1f} {statistics.fmean(stopped):8.1f} {noise:13.1%}", flush=True)
+                iv = seed_interval(gaps, 0.9)  # paired by seed: the grid of the same seed is the reference
+                mean = iv.point if all(math.isfinite(g) for g in gaps) else math.inf
+                summary.setdefault(k, {})[st] = (mean, max(gaps), iv.high)
+                shown = f"[{iv.low:+7.2%}, {iv.high:+7.2%}]" if math.isfinite(iv.low) else f"{'(one seed or a miss)':>20}"
+                print(f"{k:11} {st:13} {mean:+12.2%} {shown:>31} {max(gaps):+7.2%} {statistics.fmean(fracs):8.0%} "
+                      f"{statistics.fmean(n):7.1f} {statistics.fmean(stopped):8.1f}", flush=True)
     print()
     for k, row in summary.items():
         for name in ("predict", "predict-dense"):
             if name in row:
-                p, m = row[name], row.get("median", (math.nan, math.nan))
-                print(f"{k}: {name} {'meets' if p[0] <= 0.01 else 'misses'} the 1% goal (mean gap {p[0]:+.2%}, "
+                p, m = row[name], row.get("median", (math.nan, math.nan, math.nan))
+                goal = "meets" if p[2] <= 0.01 else ("misses" if p[0] > 0.01 else "may meet (interval crosses 1%)")
+                print(f"{k}: {name} {goal} the 1% goal (mean gap {p[0]:+.2%}, upper 90% bound {p[2]:+.2%}, "
                       f"worst {p[1]:+.2%}); median pruner {m[0]:+.2%}: {name} is "
-                      f"{'better' if p[0] < m[0] else 'not better'}")
+                      f"{'better' if p[0] < m[0] else 'not better'} on the mean")
 
 
 if __name__ == "__main__":

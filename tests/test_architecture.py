@@ -19,6 +19,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("optim",),
     ("algorithms",),
     ("workloads",),
+    ("monitors",),
     ("store",),
     ("analysis",),
     ("training",),

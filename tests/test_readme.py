@@ -43,6 +43,7 @@ PAGES = (
     "docs/tutorials/predict.md",
     "docs/tutorials/tune.md",
     "docs/tutorials/continual.md",
+    "docs/tutorials/dynamics.md",
     "docs/tutorials/integrations.md",
     "docs/tutorials/scale-out.md",
 )

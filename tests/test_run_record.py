@@ -39,7 +39,9 @@ def test_the_record_round_trips_every_setting_through_the_store(tmp_path) -> Non
         stored = store.get_trial(r.id)
     assert stored.spec == r.spec
     assert stored.spec.settings == {"divergence_factor": 5.0, "eval_steps": [3, 5], "train_eval_batches": 2,
-                                    "target": ["validation/loss", 0.3, "min"], "eval_every": None}
+                                    "target": ["validation/loss", 0.3, "min"], "eval_every": None,
+                                    "monitors": [], "monitor_every": None,
+                                    "workload_sha256": None}
     config = stored.spec.to_dict()
     assert json.loads(json.dumps(config)) == config  # self-describing, JSON all the way down
     assert config["algorithm_spec"]["schedule"] == ALGO.schedule and config["stop_at_target"] is False

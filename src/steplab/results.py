@@ -74,13 +74,17 @@ class EvalRow:
 #: defaults (``TrainConfig``'s): the divergence factor, evaluations at extra update counts,
 #: the minibatches of ``train/loss`` at every evaluation, a target other than the
 #: workload's own (``[metric, value, mode]``; ``None``: the workload's) and an evaluation
-#: cadence other than the workload's (``None``: its ``eval_every``; a Ray Tune trial's)
+#: cadence other than the workload's (``None``: its ``eval_every``; a Ray Tune trial's), the
+#: monitors recorded as ``dynamics/...`` metrics and their cadence (``None``: the evaluations')
 DEFAULT_SETTINGS: dict[str, Any] = {
     "divergence_factor": 20.0,
     "eval_steps": [],
     "train_eval_batches": 0,
     "target": None,
     "eval_every": None,
+    "monitors": [],
+    "monitor_every": None,
+    "workload_sha256": None,
 }
 
 
@@ -199,6 +203,8 @@ def trial_spec(
     target, default = getattr(workload, "target", None), getattr(workload, "default_target", None)
     if target is not None and target != default:
         full["target"] = [target.metric, target.value, target.mode]
+    if getattr(workload, "source_sha256", None) is not None:  # a workload loaded from a file
+        full["workload_sha256"] = workload.source_sha256
     full["eval_steps"] = sorted(int(k) for k in full["eval_steps"])
     return TrialSpec(
         workload=workload.name,

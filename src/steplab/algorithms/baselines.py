@@ -144,6 +144,14 @@ def _builtins() -> dict[str, Algorithm]:
                   },
                   description="Muon on hidden matrices + AdamW (adamw_lr) on the rest, warm-up, cosine "
                               "(Jordan et al. 2024)"),
+        # nanoGPT's shakespeare_char recipe (karpathy/nanoGPT train.py + config/train_shakespeare_char.py):
+        # betas (0.9, 0.99), decay 0.1 on ndim >= 2, clip 1.0, 100 of 2000 warm-up steps, cosine to
+        # min_lr = lr / 10; the calibrated baseline of shakespeare-char (steplab.workloads.shakespeare)
+        Algorithm("adamw-nanogpt", "adamw", {"betas": [0.9, 0.99], "eps": 1e-8}, 1e-3, 0.1,
+                  {"name": "cosine", "warmup": 0.05, "end": 0.1}, grad_clip=1.0,
+                  search_space={**_adam_space(lr=(1e-4, 1e-2)), "one_minus_beta2": LogUniform(3e-3, 0.1)},
+                  description="nanoGPT's AdamW recipe: betas (0.9, 0.99), clip 1.0, 5% warm-up, cosine to lr/10 "
+                              "(Karpathy, nanoGPT)"),
     ]
     return {a.name: a for a in algos}
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from steplab.analysis.scoring import Table, check_time
+from steplab.workloads import references
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,8 +59,8 @@ def variant_agreement(table: Table) -> dict[str, VariantAgreement]:
     keys = sorted({w for row in table.values() for w in row})
     out: dict[str, VariantAgreement] = {}
     for key in keys:
-        base, sep, variant = key.partition(":")
-        if not sep or base not in keys:
+        base, variant = references.split(key)
+        if variant is None or base not in keys:
             continue
         algorithms = tuple(sorted(a for a, row in table.items() if key in row and base in row))
         t_base = {a: check_time(table[a][base], f"time of {a} on {base}") for a in algorithms}

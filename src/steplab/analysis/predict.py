@@ -270,7 +270,9 @@ def tuned_horizons(store: Any, workload: str, algorithm: str, metric: str | None
     horizon power law is fitted on."""
     from steplab import workloads as wl_mod
 
-    name, _, variant = workload.partition(":")
+    from steplab.workloads import references
+
+    name, variant = references.split(workload)
     target = wl_mod.get(name, variant or None).target
     metric = metric or target.metric
     sign = 1.0 if target.mode == "min" else -1.0

@@ -16,6 +16,7 @@ from steplab.cli import (
     bench,
     continual,
     db,
+    dynamics,
     io,
     predict,
     refine,
@@ -62,6 +63,7 @@ app.command("autolr")(autolr.autolr_cmd)
 app.command("continual")(continual.continual_cmd)
 app.command("sensitivity")(sensitivity.sensitivity_cmd)
 app.command("tune")(tune.tune_cmd)
+app.command("dynamics")(dynamics.dynamics_cmd)
 app.add_typer(schedules.schedules_app, name="schedules")
 app.add_typer(workloads.workloads_app, name="workloads")
 app.add_typer(algorithms.algorithms_app, name="algorithms")

@@ -76,7 +76,8 @@ NAME_COLUMN: dict[str, Any] = {"overflow": "fold"}
 DbOption = Annotated[str | None, typer.Option(
     "--db", help="Results database: a file path or SQLAlchemy URL (default ./steplab.db).")]
 WorkloadArgument = Annotated[str, typer.Argument(
-    help="Workload name (steplab workloads list), NAME:VARIANT allowed.")]
+    help="Workload name (steplab workloads list), NAME:VARIANT allowed; or your own: path/file.py:Class[:VARIANT] "
+         "or package.module:Class.")]
 VariantOption = Annotated[str | None, typer.Option("--variant", help="Workload variant.")]
 BudgetStepsOption = Annotated[int | None, typer.Option(
     "--steps", min=1, help="Budget in steps (default: the workload's).")]

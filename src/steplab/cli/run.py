@@ -19,6 +19,7 @@ from steplab.cli.common import (
     build_algorithm,
     console,
     friendly,
+    hint,
     print_outcome,
     progress_bar,
 )
@@ -47,6 +48,11 @@ def run_cmd(
     name: str | None = typer.Option(None, "--name", help="A label for this run."),
     train_eval_batches: int = typer.Option(0, "--train-eval-batches", min=0,
                                            help="Also evaluate train/loss on this many fixed training batches at each evaluation."),
+    monitor: list[str] | None = typer.Option(
+        None, "--monitor", help="Record training-dynamics monitors as dynamics/... metrics: sharpness, gns, laziness, "
+        "logits, grokking (comma-separated or repeated; options as sharpness:iters=30). See steplab dynamics."),
+    monitor_every: int | None = typer.Option(None, "--monitor-every", min=1,
+                                             help="Measure the monitors every N steps (default: at each evaluation)."),
     db: DbOption = None,
 ) -> None:
     """Train one algorithm on one workload, record it, print the outcome."""
@@ -55,11 +61,13 @@ def run_cmd(
     from steplab.training.config import TrainConfig
     from steplab.training.device import pick_device
     from steplab.training.loop import run_trial
+    from steplab.training.monitoring import monitor_list
 
     wl = workloads.get(workload, variant, budget_steps=budget_steps)
     algo = build_algorithm(algorithm, optimizer, lr, weight_decay, schedule, sets).resolved()
     cfg = TrainConfig(device=str(pick_device(device)), stop_at_target=stop_at_target,
-                      train_eval_batches=train_eval_batches)
+                      train_eval_batches=train_eval_batches, monitors=tuple(monitor or ()), monitor_every=monitor_every)
+    monitor_list(cfg.monitors)  # an unknown monitor fails here, before the store is opened
     target = wl.target
     with interruptible("run the same command again to start a new run"), open_store(db) as store, \
             progress_bar("[bold]{task.description}") as bar:
@@ -77,5 +85,7 @@ def run_cmd(
         console.print("  final: " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(shown.items())))
     if result.message:
         console.print(f"  {result.message}", highlight=False, markup=False)
+    if monitor and result.id is not None:
+        hint(f"  next: steplab dynamics {result.id}{f' --db {db}' if db else ''} --plot dynamics.png")
     if result.status in ("diverged", "failed"):
         raise typer.Exit(1)

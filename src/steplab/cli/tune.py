@@ -46,6 +46,8 @@ def tune_cmd(
     population: int | None = typer.Option(None, "--population", min=2, help="pbt: members (default: full trials the budget buys)."),
     sets: SetsOption = None,
     seed: int = typer.Option(0, "--seed", help="Seed of the sampler and of every trial's training."),
+    seeds: int = typer.Option(0, "--seeds", min=0, max=100, help="Then train the best point on this many fresh seeds "
+                              "and give its value with a 90% interval (outside the budget; 3 or more for an interval)."),
     variant: str = typer.Option("base", "--variant", help="Workload variant."),
     name: str | None = typer.Option(None, "--name", help="Name of the tune in the store (re-use it to resume)."),
     plot: str | None = typer.Option(None, "--plot", help="Plot every trial's curve (pruned ones faded) to this PNG."),
@@ -61,12 +63,16 @@ def tune_cmd(
 
     fmt = output_format(as_json, as_csv)
 
-    if ":" in workload:
-        workload, variant = workload.split(":", 1)
+    from steplab import workloads
+    from steplab.workloads.references import split
+
+    workload, named_variant = split(workload)  # a reference's file made absolute, so a resume finds it
+    variant = named_variant or variant
+    workloads.get(workload, variant)  # an unknown or broken workload fails before the progress bar shows
     spec = tuning.TuneSpec(
         workload=workload, algorithm=algorithm, strategy=strategy, budget_steps=budget_steps, variant=variant,
         trial_steps=trial_steps, params=tuple(p.strip() for p in params.split(",") if p.strip()) if params else None,
-        seed=seed, metric=metric, mode=mode, evals=evals, overrides=tuple(sets or ()), population=population, name=name)
+        seed=seed, metric=metric, mode=mode, evals=evals, overrides=tuple(sets or ()), population=population, name=name, seeds=seeds)
     url = resolve_url(db)
     with open_store(url) as store:
         with progress_bar("[bold]compute (steps)", stderr=fmt is not None) as bar:
@@ -100,10 +106,14 @@ def _data(res: TuneResult) -> dict[str, Any]:
     trials = [{"index": t.spec.index, "id": t.id, "status": t.status, "steps": t.steps,
                **t.spec.hyperparameters, spec.metric: tuning.final_value(t, spec.metric), "best": t.id == best_id}
               for t in sorted(res.trials, key=lambda t: t.spec.index)]
+    check = res.seed_check
+    seeds = None if check is None else {
+        "seeds": list(check.seeds), "values": list(check.values), "trial_ids": [t.id for t in check.trials],
+        "steps": check.steps, "mean": check.interval.point, "interval": check.interval.as_dict()}
     return {"spec": dataclasses.asdict(spec), "trials": trials, "steps_used": res.steps_used,
             "seconds_used": res.seconds_used, "best": None if res.best is None else {
                 "index": res.best.spec.index, "id": best_id, "value": res.best_value,
-                "hyperparameters": _best_point(res), "next": _next_command(res)}}
+                "hyperparameters": _best_point(res), "next": _next_command(res), "over_seeds": seeds}}
 
 
 def _best_point(res: TuneResult) -> dict[str, Any]:
@@ -153,4 +163,20 @@ def _print(res: TuneResult) -> None:
         shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in _best_point(res).items())
         console.print(f"best: trial {best.spec.index} (id {best.id}) {spec.metric} {res.best_value:.4f} at {shown}",
                       highlight=False, soft_wrap=True)
+        _print_seeds(res)
         hint(f"  next: {_next_command(res)}")
+
+
+def _print_seeds(res: TuneResult) -> None:
+    """The best point's value over fresh seeds with its interval (``--seeds``)."""
+    check, metric = res.seed_check, res.spec.metric
+    if check is None:
+        return
+    iv = check.interval
+    values = ", ".join(f"{v:.4f}" for v in check.values)
+    if math.isfinite(iv.low):
+        shown = f"{iv.point:.4f} [{iv.low:.4f}, {iv.high:.4f}] ({iv.level:.0%} t-interval)"
+    else:
+        shown = f"{iv.point:.4f} (no interval: {'a run without a value' if len(check.values) > 1 else 'one seed'})"
+    console.print(f"  over {len(check.seeds)} fresh seeds: {metric} {shown}; runs {values} "
+                  f"({check.steps} more steps, outside the budget)", highlight=False, soft_wrap=True)

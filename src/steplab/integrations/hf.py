@@ -23,6 +23,13 @@ clipping, rows without a log have no gradient norm (the Trainer has no hook betw
 backward and clipping), and the l1 norm of a logged step is rescaled to before clipping
 (clipping scales every gradient by the same factor). A run that raises inside
 ``trainer.train()`` leaves its trial ``running`` (the Trainer has no exception hook).
+
+``monitors="sharpness,gns,laziness,logits"`` (:class:`~steplab.integrations.options.CallbackOptions`)
+measures training-dynamics monitors at the first update and every ``monitor_every`` updates
+on fixed probe batches (the first examples of the training data set, collated by the
+Trainer's data loader), recorded as ``dynamics/...`` evaluations. The loss of a probe batch
+is the model's own (``model(**batch).loss``: the batch must carry labels) unless
+``loss_fn=`` is given.
 """
 
 from __future__ import annotations
@@ -61,6 +68,11 @@ def unwrap_optimizer(optimizer: Any) -> torch.optim.Optimizer:
     return optimizer
 
 
+def model_loss(model: Any, batch: Any) -> torch.Tensor:
+    """A Hugging Face model's own loss of ``batch`` (a mapping with labels)."""
+    return model(**batch).loss
+
+
 class SteplabTrainerCallback(TrainerCallback):  # type: ignore[misc]
     """A ``TrainerCallback`` that records the run as one steplab trial.
 
@@ -92,6 +104,7 @@ class SteplabTrainerCallback(TrainerCallback):  # type: ignore[misc]
         opts = self.options
         config = {**args.to_dict(), **opts.config, "seed": args.seed, "budget_steps": int(state.max_steps)}
         self.recorder = opts.recorder(unwrap_optimizer(optimizer), default_name=args.run_name, config=config,
+                                      model=kwargs.get("model"), loss_fn=model_loss, data=kwargs.get("train_dataloader"),
                                       grad_norm=True, l1=opts.l1, update_norm=opts.update_norm)
         self.trial_id = self.recorder.trial_id
         self._clipping = bool(args.max_grad_norm and args.max_grad_norm > 0)

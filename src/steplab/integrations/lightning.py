@@ -22,6 +22,12 @@ out), the learning rate the update used (``param_groups[0]``) and the update nor
 - ``on_validation_start``/``on_validation_end``: validation time, and the logged metrics
   whose names start with ``val``/``validation`` (``val_loss`` -> ``validation/loss``).
 - ``on_train_end`` finishes the trial (``budget``); ``on_exception`` marks it ``failed``.
+
+``monitors="sharpness,gns,laziness,logits"`` (:class:`~steplab.integrations.options.CallbackOptions`)
+measures training-dynamics monitors at the first update and every ``monitor_every`` updates
+on fixed probe batches (the first examples of the training data set), recorded as
+``dynamics/...`` evaluations; the loss of a probe batch is the module's ``training_step``
+(its ``self.log`` calls are silenced while it is measured) unless ``loss_fn=`` is given.
 """
 
 from __future__ import annotations
@@ -54,6 +60,18 @@ def _hparams(module: Any) -> dict[str, Any]:
         return dict(hp) if hp is not None else {}
     except (TypeError, ValueError):
         return {}
+
+
+def training_loss(module: Any, batch: Any) -> torch.Tensor:
+    """The loss ``module.training_step`` returns for ``batch`` (its ``"loss"`` entry when it
+    returns a mapping), with ``self.log``/``self.log_dict`` silenced (a monitor's probe is no
+    training step to log)."""
+    module.log, module.log_dict = (lambda *a, **k: None), (lambda *a, **k: None)
+    try:
+        out = module.training_step(batch, 0)
+    finally:
+        del module.log, module.log_dict
+    return out["loss"] if isinstance(out, Mapping) else out
 
 
 class SteplabLightningCallback(pl.Callback):
@@ -89,6 +107,8 @@ class SteplabLightningCallback(pl.Callback):
         budget = int(total) if isinstance(total, int | float) and math.isfinite(total) else 0
         config = {**_hparams(pl_module), **self.options.config, "budget_steps": budget}
         self.recorder = self.options.recorder(optimizer, default_name=type(pl_module).__name__, config=config,
+                                              model=pl_module, loss_fn=training_loss,
+                                              data=trainer.train_dataloader if self.options.monitors else None,
                                               grad_norm=False, l1=False, update_norm=False)
         self.trial_id = self.recorder.trial_id
         self._norms, self._loss, self._seen = None, None, 0

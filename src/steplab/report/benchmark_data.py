@@ -10,12 +10,12 @@ the training stack.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from steplab.analysis import comparisons, profiles, scoring
+from steplab.analysis import profiles, scoring
+from steplab.analysis.intervals import DEFAULT_LEVEL, Interval
 from steplab.errors import SpecError
 from steplab.results import TrialResult
 
@@ -29,22 +29,27 @@ __all__ = [
     "base_workloads",
     "benchmark_scores",
     "best_trial",
+    "cell_interval_fields",
     "fastest_time",
     "final_value",
+    "interval_of",
     "latest_benchmark",
     "n_studies",
+    "no_signal_metric",
+    "pair_rows",
     "ranking_of",
     "ratio_table",
+    "score_interval_fields",
+    "scored_workloads",
     "targets_of",
     "targets_reached",
+    "tie_marks",
     "time_of",
     "tradeoff_curves",
+    "verdict_data",
+    "verdict_rule",
     "workload_keys",
 ]
-
-#: the tau at which the fallback scores tabulate the profile
-PROFILE_TAUS = (1.0, 1.25, 1.5, 2.0, 3.0, 4.0)
-
 
 def n_studies(scores: Scores) -> int:
     """How many independent studies (S) the scored trials come from."""
@@ -86,8 +91,109 @@ def targets_reached(scores: Scores, a: str) -> int:
 
 
 def ranking_of(scores: Scores) -> list[tuple[str, float]]:
-    """``(algorithm, score)`` by the time score, best first (``profiles.ranking``)."""
+    """``(algorithm, score)`` by the time score, best first (``profiles.ranking``; the
+    verdict's order, NaN scores last, when there is one)."""
+    if scores.verdict is not None:
+        return [(a, float(scores.score_time.get(a, math.nan))) for a in scores.verdict.order]
     return profiles.ranking(scores.score_time)
+
+
+def scored_workloads(scores: Scores) -> list[str]:
+    """The workloads the profile and score use: the base ones (as ``bench.score``) without
+    the workloads that gave no signal."""
+    if scores.bootstrap is not None:
+        return list(scores.bootstrap.scored)
+    return [w for w in base_workloads(scores.time_s) if w not in scores.no_signal]
+
+
+def interval_of(table: Mapping[str, Mapping[str, Interval]], a: str, w: str) -> Interval | None:
+    """The interval of algorithm ``a`` on workload ``w`` in a ``Scores.*_ci`` table, if any."""
+    return table.get(a, {}).get(w)
+
+
+def tie_marks(scores: Scores) -> dict[str, str]:
+    """Per algorithm, its bracket in the ranking: ``┐``/``│``/``┘`` down a tie group of two
+    or more, ``""`` for an algorithm alone in its group (or without a verdict)."""
+    marks: dict[str, str] = {}
+    for group in scores.verdict.groups if scores.verdict is not None else ():
+        for i, a in enumerate(group):
+            marks[a] = "" if len(group) == 1 else "┐" if i == 0 else "┘" if i == len(group) - 1 else "│"
+    return marks
+
+
+def verdict_rule(scores: Scores) -> str:
+    """One sentence on how ties and wins are decided, with the level and the pair count."""
+    v = scores.verdict
+    if v is None:
+        return "no statistics: the scores were computed without intervals"
+    b = scores.bootstrap.n_resamples if scores.bootstrap is not None else 0
+    return (f"{100 * v.level:g}% confidence: a pair is separated (a win) when the bootstrap test on the difference of "
+            f"their scores ({b:,} resamples of the studies, paired) rejects a tie after Holm's correction over "
+            f"{v.n_pairs} pair{'s' if v.n_pairs != 1 else ''}; algorithms not separated from their neighbour share a "
+            "tie group")
+
+
+def _ends(prefix: str, iv: Interval | None) -> dict[str, float]:
+    return {f"{prefix}_low": iv.low if iv is not None else math.nan,
+            f"{prefix}_high": iv.high if iv is not None else math.nan}
+
+
+def cell_interval_fields(scores: Scores, a: str, w: str) -> dict[str, float]:
+    """The interval ends of algorithm ``a`` on workload ``w`` for programs: ``steps_low``,
+    ``steps_high``, ``ratio_steps_*``, ``time_s_*``, ``ratio_time_*`` (``inf`` = some
+    resamples missed the target)."""
+    return {**_ends("steps", interval_of(scores.steps_ci, a, w)),
+            **_ends("ratio_steps", interval_of(scores.ratio_steps_ci, a, w)),
+            **_ends("time_s", interval_of(scores.time_ci, a, w)),
+            **_ends("ratio_time", interval_of(scores.ratio_ci, a, w))}
+
+
+def score_interval_fields(scores: Scores, a: str) -> dict[str, Any]:
+    """Algorithm ``a``'s score intervals (``score_time_low``/``_high``, ``score_steps_*``),
+    its tie ``group`` (1 = best) and the algorithms it ``wins_over`` (separated and ahead)."""
+    v = scores.verdict
+    return {**_ends("score_time", scores.score_ci.get(a)), **_ends("score_steps", scores.score_steps_ci.get(a)),
+            "group": v.group_of(a) + 1 if v is not None and a in v.order else None,
+            "wins_over": v.wins(a) if v is not None else []}
+
+
+def verdict_data(scores: Scores) -> dict[str, Any]:
+    """The verdict for programs: ``level``, ``groups`` (best first), ``separated`` pairs
+    ``[winner, loser]``, the Holm-adjusted ``p_values`` of every pair, the ``test`` and
+    ``no_signal`` (workload -> algorithm -> best value of the target metric)."""
+    v = scores.verdict
+    if v is None:
+        return {"level": scores.level, "groups": [], "separated": [], "p_values": [], "test": verdict_rule(scores),
+                "no_signal": dict(scores.no_signal)}
+    return {"level": v.level, "groups": [list(g) for g in v.groups],
+            "separated": [[a, b] for a, b in v.p_values if (a, b) in v.separated],
+            "p_values": [{"algorithm": a, "versus": b, "p_holm": p, "separated": (a, b) in v.separated}
+                         for (a, b), p in v.p_values.items()],
+            "test": verdict_rule(scores), "no_signal": dict(scores.no_signal)}
+
+
+def pair_rows(scores: Scores) -> list[dict[str, Any]]:
+    """``P(algorithm reaches the target faster than versus)`` with its interval, one row per
+    ordered pair in ranking order (``verdicts.p_improvement``)."""
+    if scores.verdict is None:
+        return []
+    order = scores.verdict.order
+    return [{"algorithm": a, "versus": b, "p_faster": iv.point, "low": iv.low, "high": iv.high, "level": iv.level}
+            for a in order for b in order if a != b for iv in [scores.verdict.p_improvement[a][b]]]
+
+
+def no_signal_metric(scores: Scores, w: str) -> str:
+    """The target metric of workload ``w`` as its trials recorded it (the override in
+    ``settings["target"]``, else the ``best/METRIC`` final metric); ``"target metric"`` if none."""
+    for t in scores.trials:
+        if scoring.workload_key(t.spec) != w:
+            continue
+        if t.spec.settings.get("target"):
+            return str(t.spec.settings["target"][0])
+        best = [k[len("best/"):] for k in t.final_metrics if k.startswith("best/")]
+        if best:
+            return best[0]
+    return "target metric"
 
 
 def targets_of(study: Mapping[str, Any], trials: Sequence[TrialResult]) -> dict[str, Target | None]:
@@ -139,40 +245,26 @@ def best_trial(trials: Sequence[TrialResult], target: Target | None) -> TrialRes
     return trials[0] if trials else None
 
 
-def _fallback_scores(store: Store, study_id: int) -> Scores:
+def _fallback_scores(store: Store, study_id: int, level: float) -> Scores:
     """Scores of a study whose spec is not a benchmark spec: each study id one study."""
-    from steplab.studies.bench import Scores, noise_floor
+    from steplab.studies.bench.scores import score_trials
 
     trials = [t for t in store.list_trials(study_id=study_id) if t.status != "running"]
     if not trials:
         raise SpecError(f"study {study_id} has no finished trials yet; run `steplab bench` first")
-    t_time = scoring.time_table(trials, measure="time_s")
-    t_steps = scoring.time_table(trials, measure="steps")
-    base = base_workloads(t_time)
-    taus = list(PROFILE_TAUS)
-    prof = profiles.performance_profile(t_time, taus, workloads=base, missing="inf")
-    return Scores(
-        time_s=t_time,
-        steps=t_steps,
-        score_time=profiles.benchmark_score(t_time, workloads=base, missing="inf"),
-        score_steps=profiles.benchmark_score(t_steps, workloads=base, missing="inf"),
-        profiles_tau=taus,
-        profiles={a: [float(v) for v in p] for a, p in prof.items()},
-        variants={k: dataclasses.asdict(v) for k, v in comparisons.variant_agreement(t_steps).items()},
-        noise=noise_floor(trials),
-        trials=trials,
-    )
+    return score_trials(trials, level=level)
 
 
-def benchmark_scores(store: Store, study_id: int) -> Scores:
+def benchmark_scores(store: Store, study_id: int, *, level: float = DEFAULT_LEVEL) -> Scores:
     """The scores of study ``study_id``: ``bench.score`` for a benchmark spec, else the same
-    tables computed from its finished trials (each study id one study)."""
+    tables computed from its finished trials (each study id one study); intervals and tests at
+    confidence ``level``."""
     from steplab.studies import bench
 
     spec = store.get_study(study_id)["spec"]
     if isinstance(spec, Mapping) and "trials" in spec:
-        return bench.score(store, study_id)
-    return _fallback_scores(store, study_id)
+        return bench.score(store, study_id, level=level)
+    return _fallback_scores(store, study_id, level)
 
 
 def latest_benchmark(store: Store) -> int | None:

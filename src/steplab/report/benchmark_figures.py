@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from steplab.analysis import profiles
-from steplab.report.benchmark_data import base_workloads, ranking_of
+from steplab.report.benchmark_data import ranking_of, scored_workloads
 from steplab.report.style import COLORS, LINE_STYLES, moving_average, mpl_label, png_base64
 from steplab.results import TrialResult
 
@@ -22,40 +22,90 @@ if TYPE_CHECKING:
     from steplab.studies.tradeoff import Curve
     from steplab.workloads.base import Target
 
-__all__ = ["profile_figure", "tradeoff_figure", "workload_figure"]
+__all__ = ["profile_bands_figure", "profile_figure", "tradeoff_figure", "workload_figure"]
+
+
+def _profile_steps(ratios: Mapping[str, float], n_w: int, r_max: float) -> tuple[np.ndarray, np.ndarray]:
+    """The step function rho(tau) of one algorithm's ratios, as (x, y) for ``step(where="post")``."""
+    r = np.sort(np.array([v for v in ratios.values() if v <= r_max]))
+    xs = np.concatenate([[1.0], r, [r_max]])
+    ys = np.concatenate([[float(np.sum(r <= 1.0)) / n_w], np.arange(1, len(r) + 1) / n_w, [len(r) / n_w]])
+    return xs, ys
+
+
+def _tau_axis(ax: Any, r_max: float, *, labels: bool = True) -> None:
+    ax.set_xscale("log")
+    ticks = [t for t in (1, 1.25, 1.5, 2, 3, 4) if t <= r_max]
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([f"{t:g}" for t in ticks])
+    ax.minorticks_off()
+    ax.set_xlim(1.0, r_max)
+    ax.set_ylim(-0.03, 1.03)
+    ax.grid(alpha=0.3)
+    if labels:
+        ax.set_xlabel("tau (time relative to the fastest algorithm on the workload)")
+        ax.set_ylabel("share of workloads within tau")
 
 
 def profile_figure(scores: Scores, colors: Mapping[str, str], *, r_max: float = 4.0) -> str:
     """The performance profiles as step functions on ``tau`` in ``[1, r_max]`` (log x),
-    one line per algorithm; a base64 PNG."""
+    one line per algorithm over the scored workloads; a base64 PNG (the bands are in
+    :func:`profile_bands_figure`)."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(8.0, 4.2))
     ax = fig.subplots()
-    base = base_workloads(scores.time_s)
-    ratios = profiles.performance_ratios(scores.time_s, workloads=base, missing="inf")
-    n_w = len(base)
+    base = scored_workloads(scores)
+    ratios = profiles.performance_ratios(scores.time_s, workloads=base, missing="inf") if base else {}
     for k, (a, s) in enumerate(ranking_of(scores)):
-        r = np.sort(np.array([v for v in ratios.get(a, {}).values() if v <= r_max]))
-        xs = np.concatenate([[1.0], r, [r_max]])
-        ys = np.concatenate([[float(np.sum(r <= 1.0)) / n_w], np.arange(1, len(r) + 1) / n_w, [len(r) / n_w]])
+        xs, ys = _profile_steps(ratios.get(a, {}), max(1, len(base)), r_max)
         ax.step(xs, ys, where="post", color=colors[a], linestyle=LINE_STYLES[k % len(LINE_STYLES)],
                 linewidth=2.2 - 0.25 * (k % 4), label=mpl_label(f"{a} (score {s:.2f})"))
-    ax.set_xscale("log")
-    ticks = [1, 1.25, 1.5, 2, 3, 4]
-    ax.set_xticks([t for t in ticks if t <= r_max])
-    ax.set_xticklabels([f"{t:g}" for t in ticks if t <= r_max])
-    ax.minorticks_off()
-    ax.set_xlim(1.0, r_max)
-    ax.set_ylim(-0.03, 1.03)
-    ax.set_xlabel("tau (time relative to the fastest algorithm on the workload)")
-    ax.set_ylabel("share of workloads within tau")
-    ax.set_title(f"performance profiles over {n_w} workload{'s' if n_w != 1 else ''} (training time)")
-    ax.grid(alpha=0.3)
+    _tau_axis(ax, r_max)
+    ax.set_title(f"performance profiles over {len(base)} workload{'s' if len(base) != 1 else ''} (training time)")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     return png_base64(fig)
 
+
+def profile_bands_figure(scores: Scores, colors: Mapping[str, str], *, r_max: float = 4.0) -> str:
+    """One small panel per algorithm: its profile (line) and the bootstrap band around it
+    (shaded: the ``(1 - level)/2`` and ``(1 + level)/2`` quantiles of the resampled profiles
+    on a fine tau grid, ``Scores.bootstrap``), the other algorithms in grey; a base64 PNG, or
+    ``""`` without resamples or scored workloads."""
+    from matplotlib.figure import Figure
+
+    boot, base = scores.bootstrap, scored_workloads(scores)
+    if boot is None or not base:
+        return ""
+    order = [a for a, _ in ranking_of(scores) if a in boot.algorithms]
+    ncols = min(3, len(order))
+    nrows = -(-len(order) // ncols)
+    fig = Figure(figsize=(3.6 * ncols, 2.6 * nrows))
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False)).ravel()
+    ratios = profiles.performance_ratios(scores.time_s, workloads=base, missing="inf")
+    grid = np.geomspace(1.0, r_max, 400)
+    q = ((1.0 - scores.level) / 2.0, (1.0 + scores.level) / 2.0)
+    bands = np.quantile(boot.profiles(grid), q, axis=0, method="inverted_cdf")  # (2, A, T)
+    steps = {a: _profile_steps(ratios.get(a, {}), len(base), r_max) for a in order}
+    for ax, a in zip(axes, order):
+        for other in order:
+            if other != a:
+                ax.step(*steps[other], where="post", color="#b8bec9", linewidth=0.9)
+        i = boot.algorithms.index(a)
+        ax.fill_between(grid, bands[0, i], bands[1, i], step="post", color=colors[a], alpha=0.25, linewidth=0)
+        ax.step(*steps[a], where="post", color=colors[a], linewidth=2.0)
+        iv = scores.score_ci.get(a)
+        score = f"{scores.score_time.get(a, float('nan')):.2f}" + (f" [{iv.low:.2f}, {iv.high:.2f}]" if iv else "")
+        ax.set_title(mpl_label(f"{a}: score {score}"), fontsize=9)
+        _tau_axis(ax, r_max, labels=False)
+    for ax in axes[len(order):]:
+        ax.set_visible(False)
+    fig.supxlabel("tau (time relative to the fastest)", fontsize=9)
+    fig.supylabel("share of workloads within tau", fontsize=9)
+    fig.suptitle(f"profiles with their {100 * scores.level:g}% bootstrap bands (shaded)", fontsize=10)
+    fig.tight_layout()
+    return png_base64(fig)
 
 
 def workload_figure(

@@ -18,29 +18,40 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from steplab.analysis import scoring
-from steplab.report.benchmark import describe_saving, format_diff
+from steplab.analysis.intervals import DEFAULT_LEVEL
+from steplab.report.benchmark import describe_saving, format_diff, format_interval, ratio_or_miss
 from steplab.report.benchmark_data import (
-    base_workloads,
     benchmark_scores,
     best_trial,
     fastest_time,
     final_value,
+    interval_of,
     n_studies,
     ranking_of,
     ratio_table,
+    scored_workloads,
     targets_of,
-    targets_reached,
     time_of,
     workload_keys,
 )
-from steplab.report.benchmark_figures import profile_figure, tradeoff_figure, workload_figure
+from steplab.report.benchmark_figures import (
+    profile_bands_figure,
+    profile_figure,
+    tradeoff_figure,
+    workload_figure,
+)
+from steplab.report.benchmark_stats_html import (
+    HOWTO,
+    no_signal_html,
+    pairs_html,
+    profile_table_html,
+    ranking_html,
+)
 from steplab.report.format import (
     DASH,
     MISS,
     format_hyperparameters,
-    format_noise,
     format_number,
-    format_ratio,
     format_steps,
     format_time,
 )
@@ -91,10 +102,17 @@ def _tradeoff_html(curves: Sequence[Curve], colors: Mapping[str, str]) -> str:
 
 
 
-def _time_cell(value: float, best: float, fmt: Any) -> str:
+def _nowrap(text: str) -> str:
+    """``text`` escaped, kept on one line (a value and its interval)."""
+    return f"<span style='white-space:nowrap'>{escape(text)}</span>"
+
+
+def _time_cell(value: float, best: float, fmt: Any, iv: Any = None) -> str:
+    """A time with its interval: bold when fastest, grey when missed."""
+    text = _nowrap(format_interval(iv, lambda v: fmt(v, missing=MISS), point=value))
     if not math.isfinite(value):
-        return cell(MISS, "n miss")
-    return cell(escape(fmt(value)), "n best" if value == best else "n")
+        return cell(text, "n miss")
+    return cell(text, "n best" if value == best else "n")
 
 
 def _header(study: Mapping[str, Any], scores: Scores, title: str) -> str:
@@ -117,6 +135,9 @@ def _header(study: Mapping[str, Any], scores: Scores, title: str) -> str:
         ("algorithms", escape(", ".join(str(a) for a in algos))),
         ("workloads", escape(", ".join(keys))),
         ("trials finished", escape(len(scores.trials))),
+        ("statistics", escape(f"{100 * scores.level:g}% bootstrap intervals"
+                              + (f" ({scores.bootstrap.n_resamples:,} resamples, seed {scores.bootstrap.seed})"
+                                 if scores.bootstrap is not None else "") + ", Holm-corrected pairwise tests")),
         ("created", escape(study.get("created_at", ""))),
         ("device / host", escape(", ".join(devices) or DASH) + " / " + escape(", ".join(hosts) or DASH)),
         ("versions", escape(", ".join(f"{k} {v}" for k, v in versions.items()) or DASH)),
@@ -128,50 +149,6 @@ def _header(study: Mapping[str, Any], scores: Scores, title: str) -> str:
     dl = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
     return (f"<h1>{escape(title)}</h1><p class='sub'>steplab time-to-target benchmark report</p>"
             f"<dl class='spec'>{dl}</dl>")
-
-
-_HOWTO = """<div class="howto">
-<p><b>How to read this.</b> Each algorithm is tuned on each workload (the ruleset and N
-trials above) and scored by its <b>time to target</b>: how long its fastest trial took to reach
-the workload's validation target, counted in <b>training steps</b> and in <b>seconds of training
-time</b> (evaluation time excluded). With several studies the time is the median over studies.
-A trial that never reached the target is a <b>miss</b> and counts as an infinite time.</p>
-<p>The <b>performance profile</b> &rho;<sub>a</sub>(&tau;) is the fraction of workloads on which
-algorithm <i>a</i> is within a factor &tau; of the fastest algorithm on that workload
-(&rho;(1) = share of workloads it wins). The <b>benchmark score</b> is the normalised area under
-the profile for &tau; in [1, 4]: 1 means fastest on every workload, 0 means never within 4&times;
-of the fastest (AlgoPerf, Dahl et al. 2023). Scores and profiles use training seconds; the
-&ldquo;steps&rdquo; score repeats them with step counts, which do not depend on the machine.</p>
-<p>The <b>noise floor</b> is the relative spread (max/min &minus; 1) of an algorithm's per-study
-steps to target: a ratio between two algorithms smaller than 1 + the noise floor is within
-run-to-run noise. It needs at least two studies (S &ge; 2).</p>
-</div>"""
-
-
-def _ranking_html(scores: Scores, colors: Mapping[str, str]) -> str:
-    keys = workload_keys(scores)
-    rows = []
-    for i, (a, s) in enumerate(ranking_of(scores), 1):
-        st = scores.score_steps.get(a, math.nan)
-        rows.append(
-            "<tr>" + cell(str(i), "n")
-            + cell(f'<span class="swatch" style="background:{colors[a]}"></span>{escape(a)}')
-            + cell(f'<span class="bar" style="width:{max(0.0, min(1.0, s)) * 120:.0f}px"></span>{s:.3f}', "n")
-            + cell(format_number(st, 3), "n")
-            + cell(f"{targets_reached(scores, a)}/{len(keys)}", "n") + "</tr>"
-        )
-    head = ("<tr><th class='n'>#</th><th>algorithm</th><th class='n'>score (time)</th>"
-            "<th class='n'>score (steps)</th><th class='n'>targets reached</th></tr>")
-    return f"<table>{head}{''.join(rows)}</table>"
-
-
-def _profile_table_html(scores: Scores) -> str:
-    head = "<tr><th>algorithm</th>" + "".join(f"<th class='n'>&tau; = {t:g}</th>" for t in scores.profiles_tau) + "</tr>"
-    rows = []
-    for a, _ in ranking_of(scores):
-        cells = "".join(cell(f"{v:.2f}", "n") for v in scores.profiles.get(a, []))
-        rows.append(f"<tr>{cell(escape(a))}{cells}</tr>")
-    return f"<table>{head}{''.join(rows)}</table>"
 
 
 def _sensitivity_cell(r: Any) -> str:
@@ -194,13 +171,13 @@ def _sensitivity_note(found: Sequence[Any]) -> str:
 
 def _workload_table_html(scores: Scores, w: str, trials: Sequence[TrialResult],
                          colors: Mapping[str, str], sensitivity: Mapping[tuple[str, str], Any] | None = None) -> str:
-    n_s = n_studies(scores)
     r_time, r_steps = ratio_table(scores.time_s), ratio_table(scores.steps)
     best_t, best_s = fastest_time(scores.time_s, w), fastest_time(scores.steps, w)
+    boot = scores.bootstrap
     sens = {a: r for (a, wk), r in (sensitivity or {}).items() if wk == w}  # a column only where sweeps exist
     head = ("<tr><th>algorithm</th><th class='n'>steps to target</th><th class='n'>&times; best</th>"
             "<th class='n'>time to target</th><th class='n'>&times; best</th>"
-            "<th class='n'>noise floor</th><th class='n'>trials reached</th>"
+            "<th class='n'>studies reached</th><th class='n'>trials reached</th>"
             + ("<th class='n'>LR sensitivity</th>" if sens else "") + "</tr>")
     rows = []
     for a, _ in ranking_of(scores):
@@ -208,14 +185,17 @@ def _workload_table_html(scores: Scores, w: str, trials: Sequence[TrialResult],
             continue
         mine = [t for t in trials if t.spec.algorithm == a]
         hit = sum(math.isfinite(scoring.trial_time(t)) for t in mine)
+        st = boot.point_study_times.get((a, w)) if boot is not None else None
+        studies = f"{sum(math.isfinite(x) for x in st)}/{len(st)}" if st is not None else DASH
         rows.append(
             "<tr>" + cell(f'<span class="swatch" style="background:{colors[a]}"></span>{escape(a)}')
-            + _time_cell(time_of(scores.steps, a, w), best_s, format_steps)
-            + cell(escape(format_ratio(r_steps.get(a, {}).get(w, math.inf))), "n")
-            + _time_cell(time_of(scores.time_s, a, w), best_t, format_time)
-            + cell(escape(format_ratio(r_time.get(a, {}).get(w, math.inf))), "n")
-            + cell(escape(format_noise(scores.noise.get(a, {}).get(w, math.nan), n_s)), "n")
-            + cell(f"{hit}/{len(mine)}", "n")
+            + _time_cell(time_of(scores.steps, a, w), best_s, format_steps, interval_of(scores.steps_ci, a, w))
+            + cell(_nowrap(format_interval(interval_of(scores.ratio_steps_ci, a, w), ratio_or_miss,
+                                           point=r_steps.get(a, {}).get(w, math.inf))), "n")
+            + _time_cell(time_of(scores.time_s, a, w), best_t, format_time, interval_of(scores.time_ci, a, w))
+            + cell(_nowrap(format_interval(interval_of(scores.ratio_ci, a, w), ratio_or_miss,
+                                           point=r_time.get(a, {}).get(w, math.inf))), "n")
+            + cell(studies, "n") + cell(f"{hit}/{len(mine)}", "n")
             + (cell(_sensitivity_cell(sens.get(a)), "n") if sens else "") + "</tr>"
         )
     shown = [sens[a] for a, _ in ranking_of(scores) if a in sens and w in scores.time_s.get(a, {})]
@@ -278,13 +258,14 @@ def _target_text(target: Target | None, budgets: Sequence[int]) -> str:
     return " &middot; ".join(parts)
 
 
-def render_html(store: Store, study_id: int, *, title: str | None = None) -> str:
+def render_html(store: Store, study_id: int, *, title: str | None = None, level: float = DEFAULT_LEVEL,
+                scores: Scores | None = None) -> str:
     """The HTML report of benchmark study ``study_id`` as a string (see :func:`write_html`)."""
     from steplab.analysis.sensitivity import results_in_store
     from steplab.studies.tradeoff import study_curves
 
     study = store.get_study(study_id)
-    scores = benchmark_scores(store, study_id)
+    scores = scores if scores is not None else benchmark_scores(store, study_id, level=level)
     all_trials = store.list_trials(study_id=study_id)
     targets = targets_of(study, all_trials)
     ranked = [a for a, _ in ranking_of(scores)]
@@ -294,24 +275,31 @@ def render_html(store: Store, study_id: int, *, title: str | None = None) -> str
         colors.setdefault(t.spec.algorithm, COLORS[len(colors) % len(COLORS)])
     title = title or f"steplab benchmark: {study['name']}"
     study_of = {t.id: t.spec.study_id for t in scores.trials if t.id is not None}
+    n_scored = len(scored_workloads(scores))
 
-    parts = [_header(study, scores, title), _HOWTO]
-    parts.append("<h2>Ranking</h2>" + _ranking_html(scores, colors))
+    parts = [_header(study, scores, title), HOWTO]
+    parts.append("<h2>Ranking</h2>" + ranking_html(scores, colors))
+    parts.append(no_signal_html(scores, targets))
     parts.append(
         "<h2 id='profile'>Performance profile</h2>"
-        + image(profile_figure(scores, colors), "performance profiles")
-        + "<p class='note'>&rho;(&tau;) at the tabulated &tau; (training time)"
-        + (f"; the profile and score use the {len(base_workloads(scores.time_s))} base workloads, "
-           "variants are compared under Variant agreement" if scores.variants else "")
+        + (image(profile_figure(scores, colors), "performance profiles") if n_scored else "")
+        + ((image(bands, "performance profiles with bootstrap bands")) if (bands := profile_bands_figure(scores, colors))
+           else "")
+        + f"<p class='note'>&rho;(&tau;) at the tabulated &tau; (training time) with its {100 * scores.level:g}% "
+        f"bootstrap band (shaded in the panels), over the {n_scored} scored workload(s)"
+        + ("; variants are compared under Variant agreement" if scores.variants else "")
+        + (", without the workloads that gave no signal" if scores.no_signal else "")
         + ":</p>"
-        + _profile_table_html(scores)
+        + profile_table_html(scores)
     )
+    parts.append(pairs_html(scores, colors))
     parts.append(_variants_html(scores))
 
     parts.append("<h2>Time to target per workload</h2><p class='note'>Fastest in bold; "
-                 "&times; best is the factor of the fastest algorithm on the workload; the figure "
-                 "shows each algorithm's best trial (fastest to the target, else the best final "
-                 "metric).</p>")
+                 "&times; best is the factor of the fastest algorithm on the workload; "
+                 f"[low, high] is the {100 * scores.level:g}% bootstrap interval (&ldquo;miss&rdquo; as an end: some "
+                 "resamples missed the target); the figure shows each algorithm's best trial (fastest to the target, "
+                 "else the best final metric).</p>")
     for w in workload_keys(scores):
         mine = [t for t in scores.trials if scoring.workload_key(t.spec) == w]
         target = targets.get(w)
@@ -320,8 +308,9 @@ def render_html(store: Store, study_id: int, *, title: str | None = None) -> str
             pick = best_trial([t for t in mine if t.spec.algorithm == a], target)
             if pick is not None:
                 best[a] = pick
+        flag = " <span class='miss'>(no signal: left out of the score)</span>" if w in scores.no_signal else ""
         parts.append(
-            f"<h3>{escape(w)}</h3><p class='note'>{_target_text(target, [t.spec.budget_steps for t in mine])}</p>"
+            f"<h3>{escape(w)}{flag}</h3><p class='note'>{_target_text(target, [t.spec.budget_steps for t in mine])}</p>"
             + _workload_table_html(scores, w, mine, colors, sensitivity)
             + image(workload_figure(store, best, target, colors), f"traces on {w}")
         )
@@ -331,14 +320,18 @@ def render_html(store: Store, study_id: int, *, title: str | None = None) -> str
     return page(title, "\n".join(p for p in parts if p))
 
 
-def write_html(store: Store, study_id: int, path: str | Path, *, title: str | None = None) -> Path:
+def write_html(store: Store, study_id: int, path: str | Path, *, title: str | None = None, level: float = DEFAULT_LEVEL,
+               scores: Scores | None = None) -> Path:
     """Write the report of benchmark study ``study_id`` to ``path``: one self-contained
     HTML file (inline CSS, figures as base64 PNGs, no scripts or external URLs) with the
-    spec, how to read it, the ranking, the performance profile, per-workload
-    time-to-target tables with the traces of each algorithm's best trial, and every trial.
-    Strings from the data are escaped. Raises ``SpecError`` when no trial has finished."""
+    spec, how to read it, the ranking with intervals and tie groups, the no-signal workloads,
+    the performance profile with its bands, the pairwise probabilities of improvement,
+    per-workload time-to-target tables with the traces of each algorithm's best trial, and
+    every trial. Intervals and tests at confidence ``level`` (or those of ``scores``, the
+    study's ``bench.score``, when given). Strings from the data are escaped. Raises
+    ``SpecError`` when no trial has finished."""
     out = Path(path)
-    text = render_html(store, study_id, title=title)
+    text = render_html(store, study_id, title=title, level=level, scores=scores)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
     return out

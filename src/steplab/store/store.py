@@ -18,6 +18,7 @@ from steplab.results import ENDED, FINISHED, EvalRow, StepRow, TrialResult, Tria
 from steplab.store.claims import Claims
 from steplab.store.engine import BUSY_TIMEOUT_S, check_sqlite_file, locate, make_engine, no_database
 from steplab.store.leases import Leases
+from steplab.store.notes import Notes
 from steplab.store.rows import (
     eval_values,
     now_iso,
@@ -32,7 +33,7 @@ from steplab.store.studies import Studies
 from steplab.store.traces import Traces
 
 
-class Store(Studies, Claims, Leases, Traces):
+class Store(Studies, Claims, Leases, Notes, Traces):
     """Studies, trials and their traces in one SQL database.
 
     Contract (after Optuna's ``storages/_base.py``):

@@ -33,11 +33,21 @@ class TrainConfig:
     #: minibatches of a fixed sample (:meth:`Workload.train_loss`); 0 (the default) skips it.
     #: A per-step minibatch loss is too noisy to score a loss-curve prediction against.
     train_eval_batches: int = 0
+    #: monitors of the training dynamics (:mod:`steplab.monitors`: ``sharpness``, ``gns``,
+    #: ``laziness``, ``logits``, ``grokking``...) measured at step 0 and every
+    #: ``monitor_every`` steps on fixed probe batches, outside the training clock, recorded as
+    #: evaluation metrics ``dynamics/...``; they never change the trajectory. () measures nothing
+    #: and costs nothing.
+    monitors: tuple[str, ...] = ()
+    #: measure the monitors every this many steps (None: at the evaluation cadence)
+    monitor_every: int | None = None
 
     def settings(self) -> dict[str, Any]:
-        """The fields that change a result, as ``TrialSpec.settings`` keys."""
+        """The fields that change a result (or what it records: the monitors), as
+        ``TrialSpec.settings`` keys."""
         return {"divergence_factor": float(self.divergence_factor), "eval_steps": sorted(int(k) for k in self.eval_steps),
-                "train_eval_batches": int(self.train_eval_batches)}
+                "train_eval_batches": int(self.train_eval_batches), "monitors": list(self.monitors),
+                "monitor_every": None if self.monitor_every is None else int(self.monitor_every)}
 
     def start(self) -> torch.device:
         """The device of this config (:func:`~steplab.training.device.pick_device`), with

@@ -11,7 +11,9 @@ What other callers add hooks in through :class:`Hooks` (one call before each ste
 after each evaluation) and :meth:`Trainee.checkpoint`/:meth:`Trainee.restore`: AutoLRS
 searches at its stage starts (``steplab.studies.autolr``), continual streams save and
 restore at stage boundaries (``steplab.studies.continual``), the Ray Tune trainable leases
-steps and reports (``steplab.studies.tuning_ray``), tuners prune.
+steps and reports (``steplab.studies.tuning_ray``), tuners prune. Monitors of the training
+dynamics (``TrainConfig.monitors``, :mod:`steplab.training.monitoring`) are measured like an
+evaluation, outside the clock, and never change the trajectory.
 
 One divergence rule for all (:class:`Divergence`): a non-finite loss, or a loss above
 ``divergence_factor`` times its reference (the first step's loss, taken again at
@@ -42,6 +44,7 @@ from steplab.store import Store, new_worker_id
 from steplab.training.config import TrainConfig
 from steplab.training.device import seed_everything, sync
 from steplab.training.interrupts import RunInterrupted, keep_interrupted
+from steplab.training.monitoring import Monitoring, check_every, monitor_list
 from steplab.training.recorder import Recorder
 from steplab.workloads.base import Target, Workload
 
@@ -246,9 +249,11 @@ class Outcome:
 
 
 def train(trainee: Trainee, task: Task, batches: Iterator[Any], rec: Recorder, plan: Plan,
-          hooks: Hooks = Hooks()) -> Outcome:
+          hooks: Hooks = Hooks(), monitoring: Monitoring | None = None) -> Outcome:
     """Train ``trainee`` on ``task`` with ``batches`` as ``plan`` says, recording into
-    ``rec`` (closed at the end); see the module docstring."""
+    ``rec`` (closed at the end); see the module docstring. With ``monitoring``, its
+    monitors are measured before the first update (a run from step 0) and every
+    ``monitoring.every`` updates, outside the training clock, as ``dynamics/...`` metrics."""
     device, budget = trainee.device, plan.budget_steps
     check_every = 1 if device.type == "cpu" else plan.eval_every
     extra_evals = set(plan.eval_steps)
@@ -263,10 +268,18 @@ def train(trainee: Trainee, task: Task, batches: Iterator[Any], rec: Recorder, p
         rec.eval(**metrics)
         return metrics
 
+    def monitor(done: int) -> None:
+        sync(device)
+        with rec.evaluating():
+            values = monitoring.measure(done, trainee.opt)  # type: ignore[union-attr]
+        rec.eval(step=done, **values)
+
     def stop(status: str, message: str) -> None:
         out.status, out.message = status, message
 
     try:
+        if monitoring is not None and plan.start_step == 0:
+            monitor(0)
         if plan.eval_at_start:
             out.metrics = evaluate()
         for step in range(plan.start_step, budget):
@@ -279,6 +292,8 @@ def train(trainee: Trainee, task: Task, batches: Iterator[Any], rec: Recorder, p
             if (step % check_every == 0 or done == budget) and (why := rule.check_loss(step, float(loss.detach()))):
                 stop("diverged", why)
                 break
+            if monitoring is not None and monitoring.due(done):
+                monitor(done)
             if not (done % plan.eval_every == 0 or done == budget or done in extra_evals):
                 continue
             out.metrics = metrics = evaluate()
@@ -351,6 +366,8 @@ def run_trial(
             f"algorithm {algorithm.name!r} sets label_smoothing={algorithm.label_smoothing}, which the "
             "train loop does not apply yet; set it to 0"
         )
+    chosen = monitor_list(cfg.monitors)  # bad names fail here, before anything is stored
+    check_every(cfg.monitor_every, "monitor_every")
     device = cfg.start()
     spec = trial_spec(workload, algorithm, seed, settings=cfg.settings(), study_id=study_id, index=index,
                       stop_at_target=cfg.stop_at_target)
@@ -368,6 +385,8 @@ def run_trial(
         with beating:
             trainee = build(workload, algorithm, seed, device, workload.budget_steps)
             batches = ready(workload.batches(seed, device))
+            monitoring = Monitoring.start(chosen, cfg.monitor_every or workload.eval_every, workload=workload,
+                                          model=trainee.model, device=device)
             rec = recorder(trainee, cfg, store, trial_id)
             budget = workload.budget_steps
 
@@ -376,7 +395,7 @@ def run_trial(
                     return f"stopped by the caller after {steps} steps"
                 return None
 
-            out = train(trainee, workload, batches, rec, Plan.of(workload, cfg), Hooks(on_eval=on_eval))
+            out = train(trainee, workload, batches, rec, Plan.of(workload, cfg), Hooks(on_eval=on_eval), monitoring)
         final = {**out.metrics, f"best/{workload.target.metric}": out.best, **(extra_metrics or {})}
         result = out.result(spec, env, final, trial_id)
         if store is not None and trial_id is not None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ import torch
 from steplab.errors import SpecError, StoreError
 from steplab.results import STEP_COLUMNS, EvalRow, StepRow, TrialResult, current_environment
 from steplab.store import Store, new_worker_id, open_store
+from steplab.training.monitoring import Monitoring, check_every, monitor_list
 from steplab.training.trace_values import global_norm, materialize, split_of, user_trial_spec
 
 __all__ = ["Recorder"]
@@ -71,6 +72,14 @@ class Recorder:
         l1: also record the global l1 gradient norm.
         update_norm: record ``||theta_new - theta_old||_2``; costs one copy of the
             parameters (preallocated) and two ``_foreach`` kernels per step.
+        monitors: training-dynamics monitors (``"sharpness,laziness"``,
+            :mod:`steplab.monitors`) that :meth:`monitor` measures on ``model`` with
+            ``loss_fn(model, batch)`` over the fixed ``probe_batches``, recorded as
+            ``dynamics/...`` evaluation rows (evaluation time). With ``monitor_every`` they
+            are measured now (step 0) and after every ``monitor_every`` steps; otherwise call
+            :meth:`monitor` at your cadence. theta_0 (``laziness``) is ``model`` when the
+            monitoring starts (here when ``model``, ``loss_fn`` and ``probe_batches`` are
+            given). Monitors never change the training trajectory.
 
     The clock starts when the recorder is built; ``time_s`` is host wall time (no device
     synchronization per step, so on an accelerator a step's time is exact only on average).
@@ -91,6 +100,11 @@ class Recorder:
         grad_norm: bool = True,
         l1: bool = True,
         update_norm: bool = True,
+        monitors: str | Sequence[str] | None = None,
+        model: torch.nn.Module | None = None,
+        loss_fn: Callable[[torch.nn.Module, Any], torch.Tensor] | None = None,
+        probe_batches: Sequence[Any] | None = None,
+        monitor_every: int | None = None,
     ) -> None:
         if flush_every < 1:
             raise SpecError(f"flush_every must be >= 1, got {flush_every}")
@@ -121,6 +135,15 @@ class Recorder:
         self._step_params: list[torch.Tensor] = []
         self._step_state: list[Any] = []
         self._closed = False
+        self._monitors = monitor_list(monitors)
+        check_every(monitor_every)
+        if monitor_every is not None and (not self._monitors or model is None or loss_fn is None or not probe_batches):
+            raise SpecError("monitor_every= needs monitors=, model=, loss_fn= and probe_batches=")
+        self.monitor_every = monitor_every
+        self._monitoring: Monitoring | None = None
+        if self._monitors and model is not None and loss_fn is not None and probe_batches:
+            self._monitoring = Monitoring.of(self._monitors, monitor_every or 1, model=model, loss=loss_fn,
+                                             batches=probe_batches)
 
         self._owns_store = db is not None
         self._owns_trial = db is not None
@@ -128,6 +151,8 @@ class Recorder:
         self.trial_id: int | None = trial_id
         if db is not None:
             spec = user_trial_spec(optimizer, config)
+            spec.settings.update(monitors=[str(m) for m in ([monitors] if isinstance(monitors, str) else monitors or [])],
+                                 monitor_every=monitor_every)
             self.store = open_store(db)
             try:
                 self.trial_id = self.store.start_trial(
@@ -144,6 +169,8 @@ class Recorder:
             optimizer.register_step_pre_hook(self._pre_step),
             optimizer.register_step_post_hook(self._post_step),
         ]
+        if monitor_every is not None:
+            self.monitor()
 
     # -- hooks -------------------------------------------------------------------------
     def _device(self) -> str:
@@ -201,6 +228,8 @@ class Recorder:
         self._pending.append([self.step, self.train_time_s, lr, None, gn, gn1, un])
         self.step += 1
         self._logged = False
+        if self.monitor_every is not None and self.step % self.monitor_every == 0:
+            self.monitor()
 
     # -- user calls --------------------------------------------------------------------
     @property
@@ -287,6 +316,25 @@ class Recorder:
             else:
                 row[j] = None if value is None else float(value)
         return old
+
+    def monitor(self, model: torch.nn.Module | None = None, loss_fn: Callable[[torch.nn.Module, Any], torch.Tensor] | None = None,
+                batches: Sequence[Any] | None = None) -> dict[str, float]:
+        """Measure the ``monitors`` now, after :attr:`step` updates, and record them as
+        ``dynamics/...`` evaluation rows (evaluation time, not training time); returns them.
+        ``model``, ``loss_fn`` and ``batches`` are needed at the first call unless the
+        constructor had them (theta_0 is ``model`` then)."""
+        if not self._monitors:
+            raise SpecError("monitor() needs monitors: Recorder(..., monitors='sharpness,laziness')")
+        if self._monitoring is None:
+            if model is None or loss_fn is None or not batches:
+                raise SpecError("the first monitor() call needs model=, loss_fn= and batches= (fixed probe batches)")
+            self._monitoring = Monitoring.of(self._monitors, 1, model=model, loss=loss_fn, batches=batches)
+        with self.evaluating():
+            values = self._monitoring.measure(self.step, self.optimizer)
+        self.eval(**values)
+        for key in values:  # final metrics are evaluations, as a steplab trial's
+            self._last_metrics.pop(key, None)
+        return values
 
     @contextlib.contextmanager
     def evaluating(self) -> Iterator[Recorder]:

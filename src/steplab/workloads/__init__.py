@@ -1,7 +1,9 @@
 """Workload registry: ``get(name, variant)`` builds one, ``names()`` lists them.
 
 The families are listed here, one way: this package imports its family modules (lazily, so
-that ``import steplab.workloads`` stays cheap), and no family module imports it back."""
+that ``import steplab.workloads`` stays cheap), and no family module imports it back. A
+workload of your own is named by reference instead, ``path/file.py:Class`` or
+``package.module:Class`` (:mod:`steplab.workloads.references`); nothing is registered."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import functools
 from typing import TYPE_CHECKING, Any
 
 from steplab.errors import WorkloadError
+from steplab.workloads import references
 from steplab.workloads.target import Target
 
 if TYPE_CHECKING:
@@ -20,11 +23,14 @@ def _registry() -> dict[str, type[Workload]]:
     from steplab.workloads.charlm import CharLM
     from steplab.workloads.digits import DigitsMLP
     from steplab.workloads.logreg import LogReg
+    from steplab.workloads.mnist1d import MNIST1D
     from steplab.workloads.modarith import ModArith
+    from steplab.workloads.shakespeare import ShakespeareChar
     from steplab.workloads.stream import StreamWorkload
     from steplab.workloads.teacher_student import TeacherStudent
 
-    families: tuple[type[Workload], ...] = (CharLM, DigitsMLP, LogReg, ModArith, StreamWorkload, TeacherStudent)
+    families: tuple[type[Workload], ...] = (CharLM, DigitsMLP, LogReg, MNIST1D, ModArith, ShakespeareChar, StreamWorkload,
+                                           TeacherStudent)
     return {cls.name: cls for cls in families}
 
 
@@ -34,7 +40,11 @@ def names() -> list[str]:
 
 
 def workload_class(name: str) -> type[Workload]:
-    """The class registered as ``name``; ``WorkloadError`` when unknown."""
+    """The class registered as ``name``, or loaded from a reference ``path/file.py:Class`` /
+    ``package.module:Class`` (:mod:`steplab.workloads.references`); ``WorkloadError`` when
+    unknown or when the class breaks the contract."""
+    if references.is_reference(name):
+        return references.load(references.parse(name)).cls
     registry = _registry()
     if name not in registry:
         raise WorkloadError(
@@ -45,21 +55,29 @@ def workload_class(name: str) -> type[Workload]:
 
 
 def get(name: str, variant: str | None = None, **overrides: object) -> Workload:
-    """Build workload ``name`` (``"name:variant"`` also accepted) with optional
+    """Build workload ``name`` (``"name:variant"`` also accepted; or a reference
+    ``path/file.py:Class[:variant]``, ``package.module:Class[:variant]``) with optional
     ``budget_steps=``/``target=`` overrides."""
+    if references.is_reference(name):
+        return references.build(name, variant, **overrides)
     if ":" in name and variant is None:
         name, variant = name.split(":", 1)
     cls = workload_class(name)
     return cls(variant or "base", **overrides)  # type: ignore[arg-type]
 
 
-__all__ = ["Target", "Workload", "get", "names", "workload_class"]
+__all__ = ["Target", "TorchWorkload", "Workload", "from_torch", "get", "names", "references", "workload_class"]
 
 
 def __getattr__(name: str) -> Any:
-    """``Workload`` on first use (PEP 562): it imports torch, ``Target`` does not."""
+    """``Workload``, ``TorchWorkload`` and ``from_torch`` on first use (PEP 562): they
+    import torch, ``Target`` does not."""
     if name == "Workload":
         from steplab.workloads.base import Workload
 
         return Workload
+    if name in ("TorchWorkload", "from_torch"):
+        from steplab.workloads import adapter
+
+        return getattr(adapter, name)
     raise AttributeError(f"module 'steplab.workloads' has no attribute {name!r}")

@@ -160,8 +160,15 @@ class Workload(ABC):
         """``name`` or ``name:variant`` for non-base variants."""
         return self.name if self.variant == "base" else f"{self.name}:{self.variant}"
 
+    #: a workload loaded by reference (``path/file.py:Class``, ``package.module:Class``;
+    #: :mod:`steplab.workloads.references`): that reference as stored (also its ``name``) and
+    #: the SHA-256 of the source file that defined the class; ``None`` for a built-in
+    reference: str | None = None
+    source_sha256: str | None = None
+
     def describe(self) -> dict[str, Any]:
-        """A JSON-able summary (stored with every trial)."""
+        """A JSON-able summary; a workload loaded by reference adds ``reference`` and
+        ``source_sha256`` (the run record stores the hash: ``TrialSpec.settings``)."""
         t = self.target
         return {
             "name": self.name,
@@ -170,4 +177,5 @@ class Workload(ABC):
             "eval_every": self.eval_every,
             "batch_size": self.batch_size,
             "target": {"metric": t.metric, "value": t.value, "mode": t.mode},
+            **({"reference": self.reference, "source_sha256": self.source_sha256} if self.reference else {}),
         }

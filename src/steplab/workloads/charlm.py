@@ -67,6 +67,7 @@ validation loss.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -147,15 +148,30 @@ class Block(nn.Module):
         self.q_ln = nn.LayerNorm(D_MODEL // N_HEADS) if qk_ln else None
         self.k_ln = nn.LayerNorm(D_MODEL // N_HEADS) if qk_ln else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries, keys and values ``(B, heads, T, d_head)`` of the block input ``x``."""
         b, t, c = x.shape
         q, k, v = self.qkv(self.ln1(x)).split(c, dim=2)
         q, k, v = (z.view(b, t, N_HEADS, c // N_HEADS).transpose(1, 2) for z in (q, k, v))
         if self.q_ln is not None:
             q, k = self.q_ln(q), self.k_ln(k)
+        return q, k, v
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, c = x.shape
+        q, k, v = self._heads(x)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         x = x + self.proj(y.transpose(1, 2).reshape(b, t, c))
         return x + self.mlp(self.ln2(x))
+
+    def attention_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The pre-softmax attention scores ``q k^T / sqrt(d_head)`` ``(B, heads, T, T)`` that
+        :meth:`forward`'s ``scaled_dot_product_attention`` turns into weights, future keys at
+        ``-inf``, for the block input ``x`` (read by ``steplab.monitors.logits``)."""
+        q, k, _ = self._heads(x)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+        future = torch.ones(x.shape[1], x.shape[1], dtype=torch.bool, device=x.device).triu(1)
+        return scores.masked_fill(future, float("-inf"))
 
 
 class CharTransformer(nn.Module):

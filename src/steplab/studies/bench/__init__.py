@@ -28,7 +28,9 @@ again skips the trials already finished in the store and re-runs those a killed 
 
 Modules: ``suites`` (workloads and budgets), ``names`` (plain and refined algorithm names),
 ``spec`` (``BenchSpec``, TOML), ``planning`` (the trials), ``runner`` (open, run, resume),
-``scores`` (tables, profiles, noise floor).
+``scores`` (tables, profiles, intervals, verdicts), ``costs`` (per-step costs from the
+traces, for the ``cost_s`` time axis), ``looks`` and ``adaptive`` (adding studies until the
+top is separated: ``until_confident``, ``max_studies``).
 """
 
 import importlib
@@ -45,9 +47,11 @@ _NAMES: dict[str, str] = {
     "SELF_TUNING_BUDGET_FACTOR": "planning",
     "SUITES": "suites",
     "Scores": "scores",
+    "Look": "looks",
     "Suite": "suites",
     "SuiteEntry": "suites",
     "algorithm_for": "names",
+    "costed_trials": "costs",
     "algorithm_list": "names",
     "get_suite": "suites",
     "load_spec": "spec",
@@ -60,6 +64,7 @@ _NAMES: dict[str, str] = {
     "refined_name": "names",
     "refined_views": "scores",
     "run": "runner",
+    "run_until_confident": "adaptive",
     "score": "scores",
     "scored_trials": "scores",
     "tradeoff_jobs": "planning",
@@ -83,9 +88,11 @@ __all__ = [
     "BenchSpec",
     "Benchmark",
     "Scores",
+    "Look",
     "Suite",
     "SuiteEntry",
     "algorithm_for",
+    "costed_trials",
     "algorithm_list",
     "get_suite",
     "load_spec",
@@ -98,6 +105,7 @@ __all__ = [
     "refined_name",
     "refined_views",
     "run",
+    "run_until_confident",
     "score",
     "scored_trials",
     "tradeoff_jobs",

@@ -9,13 +9,15 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from steplab.errors import StoreError
+from steplab.errors import StoreError, WorkloadError
 from steplab.results import TrialResult
 from steplab.store import Store
+from steplab.studies.bench.looks import added_cells, stored_looks
 from steplab.studies.bench.planning import plan
 from steplab.studies.bench.spec import BenchSpec
 from steplab.studies.resume import open_study
 from steplab.training.jobs import Job
+from steplab.workloads import references
 
 
 @dataclasses.dataclass
@@ -26,19 +28,42 @@ class Benchmark:
     study_id: int
     jobs: list[Job]
     done: dict[str, TrialResult]
+    #: job keys by what identifies a job within the study (a key builds the workload: slow)
+    _keys: dict[tuple[Any, ...], str] = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+    def key_of(self, job: Job) -> str:
+        """``job.key()``, computed once per job."""
+        ident = (job.algorithm["name"], job.workload, job.variant, job.seed, job.index, job.budget_steps)
+        if ident not in self._keys:
+            self._keys[ident] = job.key()
+        return self._keys[ident]
 
     @property
     def todo(self) -> list[Job]:
-        return [j for j in self.jobs if j.key() not in self.done]
+        return [j for j in self.jobs if self.key_of(j) not in self.done]
 
 
 def open_benchmark(spec: BenchSpec, store: Store) -> Benchmark:
     """Find or create the study of ``spec`` (``resume.open_study``: a killed run's dead
-    claims are removed) and plan its jobs; those already finished are ``done``."""
+    claims are removed) and plan its jobs, with the studies its stored looks added
+    (``until_confident``, ``steplab.studies.bench.adaptive``); those already finished are
+    ``done``."""
     study_id = open_study(store, spec.study_name(), "benchmark", spec.to_dict())
-    jobs = plan(spec, study_id)
+    added = added_cells(stored_looks(store, study_id)) if spec.until_confident is not None else []
+    jobs = plan(spec, study_id, added)
     done = store.finished_by_key(study_id)
     return Benchmark(spec, study_id, jobs, done)
+
+
+def _check_source(result: TrialResult, expected: str | None) -> None:
+    """A trial a worker ran from another version of a workload file than this process
+    loaded (the file differs on that worker, or changed during the run) stops the benchmark."""
+    got = result.spec.settings.get("workload_sha256")
+    if expected is not None and got is not None and got != expected:
+        raise WorkloadError(
+            f"trial {result.id} ran {result.spec.workload} from a source with sha256 {got[:12]}, but this "
+            f"process loaded {expected[:12]}: the file differs on that worker or changed during the run; "
+            "give every worker the same file, then run again under a new name (--name)")
 
 
 def run(bench: Benchmark, executor: Any, db_url: str, *, poll_s: float = 2.0,
@@ -56,6 +81,7 @@ def run(bench: Benchmark, executor: Any, db_url: str, *, poll_s: float = 2.0,
     # a refined job's stored spec holds the refined schedule, so match results to jobs by
     # what identifies a trial within the study rather than by spec key
     keys = {(j.algorithm["name"], j.workload, j.variant, j.seed, j.index): j.key() for j in bench.jobs}
+    sources = {w: references.source_sha256(w) for w in {j.workload for j in bench.jobs}}
     while bench.todo:
         held = ran = 0
         for result in executor.run(bench.todo, db_url):
@@ -63,6 +89,7 @@ def run(bench: Benchmark, executor: Any, db_url: str, *, poll_s: float = 2.0,
                 held += 1
                 continue
             s = result.spec
+            _check_source(result, sources.get(s.workload))
             bench.done[keys.get((s.algorithm, s.workload, s.variant, s.seed, s.index), s.key())] = result
             ran += 1
             yield result

@@ -36,6 +36,11 @@ class BenchSpec:
     name: str | None = None
     #: also measure accuracy-vs-time curves: "cyclic" (steplab.studies.tradeoff) or None
     tradeoff: str | None = None
+    #: add studies until the top algorithm is separated at this level (or ``max_studies``);
+    #: ``None``: run ``studies`` and stop (``steplab.studies.bench.adaptive``)
+    until_confident: float | None = None
+    #: the cap on studies per cell when ``until_confident`` is set
+    max_studies: int | None = None
 
     def __post_init__(self) -> None:
         if self.ruleset not in RULESETS:
@@ -62,6 +67,24 @@ class BenchSpec:
             object.__setattr__(self, "workloads", tuple(self.workloads))
         get_suite(self.suite)
         tradeoff.check_mode(self.tradeoff)
+        self._check_adaptive()
+
+    def _check_adaptive(self) -> None:
+        level, cap = self.until_confident, self.max_studies
+        if level is None and cap is None:
+            return
+        if level is None:
+            raise SpecError("benchmark spec: 'max_studies' needs 'until_confident' (e.g. until_confident = 0.9)")
+        if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0.5 <= level < 1:
+            raise SpecError(f"benchmark spec: 'until_confident' must be a level in [0.5, 1) such as 0.9, got {level!r}")
+        if cap is None:
+            raise SpecError("benchmark spec: 'until_confident' needs 'max_studies', the cap on studies per "
+                            f"algorithm and workload (above 'studies', {self.studies}): add e.g. --max-studies "
+                            f"{self.studies + 2}")
+        if isinstance(cap, bool) or not isinstance(cap, int) or not self.studies < cap <= 1000:
+            raise SpecError(f"benchmark spec: 'max_studies' must be an integer above 'studies' ({self.studies}) "
+                            f"and at most 1000, got {cap!r}")
+        object.__setattr__(self, "until_confident", float(level))
 
     def entries(self) -> tuple[SuiteEntry, ...]:
         return self.workloads if self.workloads is not None else get_suite(self.suite).entries
@@ -71,8 +94,9 @@ class BenchSpec:
         d["algorithms"] = list(self.algorithms)
         d["overrides"] = list(self.overrides)
         d["workloads"] = [dataclasses.asdict(e) for e in self.workloads] if self.workloads is not None else None
-        if self.tradeoff is None:  # keeps the names and stored specs of older benchmarks
-            del d["tradeoff"]
+        for key in ("tradeoff", "until_confident", "max_studies"):
+            if d[key] is None:  # keeps the names and stored specs of older benchmarks
+                del d[key]
         return d
 
     def study_name(self) -> str:
@@ -82,7 +106,8 @@ class BenchSpec:
         return f"{self.suite}-{self.ruleset}-{digest}"
 
 
-_SPEC_KEYS = {"suite", "algorithms", "ruleset", "trials", "studies", "seed", "workloads", "set", "name", "tradeoff"}
+_SPEC_KEYS = {"suite", "algorithms", "ruleset", "trials", "studies", "seed", "workloads", "set", "name", "tradeoff",
+              "until_confident", "max_studies"}
 
 
 def load_spec(path: str | Path) -> BenchSpec:
@@ -106,7 +131,8 @@ def load_spec(path: str | Path) -> BenchSpec:
         raise SpecError(f"benchmark spec {str(p)!r}: unknown key(s) {', '.join(shown)}; "
                         f"allowed: {', '.join(sorted(_SPEC_KEYS))}")
     kw: dict[str, Any] = {k: v for k, v in data.items()
-                          if k in {"suite", "ruleset", "trials", "studies", "seed", "name", "tradeoff"}}
+                          if k in {"suite", "ruleset", "trials", "studies", "seed", "name", "tradeoff",
+                                   "until_confident", "max_studies"}}
     if "tradeoff" in data and not isinstance(data["tradeoff"], str):
         raise SpecError(f"benchmark spec {str(p)!r}: 'tradeoff' must be a string such as \"cyclic\"")
     if "algorithms" in data:

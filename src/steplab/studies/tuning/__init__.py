@@ -25,19 +25,24 @@ Strategies (:data:`STRATEGIES`):
 A trial that would pass the budget is stopped where the budget ends (recorded ``pruned``,
 "compute budget exhausted"): the sum of the trials' steps never exceeds the budget. The
 result is the best trial that trained its whole length (pruned trials are not eligible).
+With ``seeds = K`` (``--seeds K``) the best point is then trained on K fresh seeds and its
+value reported as a mean with a Student-t interval (``seeds``).
 
 Modules: ``spec`` (``TuneSpec``, ``TuneResult``, ``Setup``), ``predict_pruner``,
-``optuna_search`` (the Optuna strategies), ``runner`` (open, run, resume, summarize).
+``optuna_search`` (the Optuna strategies), ``runner`` (open, run, resume, summarize),
+``seeds`` (the best point on fresh seeds).
 """
 
 from steplab.studies.tuning.optuna_search import run_optuna
 from steplab.studies.tuning.predict_pruner import PredictPruner, optuna_pruner, predict_final
 from steplab.studies.tuning.runner import load_result, open_tune, run_tune, summarize
+from steplab.studies.tuning.seeds import check_seeds, seeds_study_name, stored_seeds
 from steplab.studies.tuning.spec import (
     BUDGET_MESSAGE,
     OPTUNA_STRATEGIES,
     RAY_STRATEGIES,
     STRATEGIES,
+    SeedCheck,
     Setup,
     TuneResult,
     TuneSpec,
@@ -52,9 +57,11 @@ __all__ = [
     "RAY_STRATEGIES",
     "STRATEGIES",
     "PredictPruner",
+    "SeedCheck",
     "Setup",
     "TuneResult",
     "TuneSpec",
+    "check_seeds",
     "final_value",
     "is_complete",
     "load_result",
@@ -63,6 +70,8 @@ __all__ = [
     "predict_final",
     "run_optuna",
     "run_tune",
+    "seeds_study_name",
     "setup",
+    "stored_seeds",
     "summarize",
 ]

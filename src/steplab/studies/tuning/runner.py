@@ -12,6 +12,7 @@ from steplab.results import FINISHED, TrialResult
 from steplab.store import Store
 from steplab.studies.resume import open_study
 from steplab.studies.tuning.optuna_search import run_optuna
+from steplab.studies.tuning.seeds import check_seeds, stored_seeds
 from steplab.studies.tuning.spec import (
     RAY_STRATEGIES,
     TuneResult,
@@ -33,7 +34,8 @@ def run_tune(spec: TuneSpec, store: Store, *, db_url: str | None = None,
              on_trial: Callable[[TrialResult, int], None] | None = None, verbose: bool = False) -> TuneResult:
     """Run (or resume) the tune ``spec`` in ``store``; ``on_trial(result, steps_used)`` after
     each trial. Ray strategies need ``db_url`` (their workers open the store themselves) and
-    print Ray's own logs only when ``verbose``."""
+    print Ray's own logs only when ``verbose``. With ``spec.seeds``, the best point is then
+    trained on that many fresh seeds (``seeds.check_seeds``, outside the budget)."""
     su = setup(spec)
     study_id, done = open_tune(spec, store)
     if spec.strategy in RAY_STRATEGIES:
@@ -42,9 +44,12 @@ def run_tune(spec: TuneSpec, store: Store, *, db_url: str | None = None,
         if db_url is None:
             raise SpecError(f"strategy {spec.strategy!r} runs trials in Ray workers: give the store's URL (--db)")
         trials = tuning_ray.run(su, store, study_id, done, db_url, on_trial=on_trial, verbose=verbose)
-        return summarize(spec, study_id, trials, su.trial_steps, used=store.leased_steps(study_id))
-    trials, _ = run_optuna(su, store, study_id, done, on_trial)
-    return summarize(spec, study_id, trials, su.trial_steps)
+        res = summarize(spec, study_id, trials, su.trial_steps, used=store.leased_steps(study_id))
+    else:
+        trials, _ = run_optuna(su, store, study_id, done, on_trial)
+        res = summarize(spec, study_id, trials, su.trial_steps)
+    res.seed_check = check_seeds(spec, store, res)
+    return res
 
 
 def summarize(spec: TuneSpec, study_id: int, trials: list[TrialResult], trial_steps: int,
@@ -71,5 +76,7 @@ def load_result(store: Store, name: str) -> TuneResult:
             d[k] = tuple(d[k])
     spec = TuneSpec(**d)
     trials = store.list_trials(study_id=int(found["id"]), status=FINISHED)
-    return summarize(spec, int(found["id"]), trials, setup(spec).trial_steps,
-                     used=store.leased_steps(int(found["id"])))
+    res = summarize(spec, int(found["id"]), trials, setup(spec).trial_steps,
+                    used=store.leased_steps(int(found["id"])))
+    res.seed_check = stored_seeds(spec, store)
+    return res

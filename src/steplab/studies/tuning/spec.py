@@ -15,6 +15,7 @@ from steplab import algorithms as algos
 from steplab import workloads
 from steplab.algorithms import space
 from steplab.analysis import predict
+from steplab.analysis.intervals import Interval
 from steplab.errors import SpecError
 from steplab.results import TrialResult, spec_digest
 from steplab.training.config import TrainConfig
@@ -51,6 +52,10 @@ class TuneSpec:
     overrides: tuple[str, ...] = ()
     population: int | None = None  # pbt: members (default: as many full trials as the budget buys)
     name: str | None = None
+    #: after the search, train the best point again on this many fresh seeds and report its
+    #: value as a mean with a Student-t interval (``studies.tuning.seeds``); not part of the
+    #: search, so not of its name either
+    seeds: int = 0
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -60,6 +65,9 @@ class TuneSpec:
                 raise SpecError(f"tune: {what} must be a positive integer, got {v!r}")
         if self.trial_steps is not None and (not isinstance(self.trial_steps, int) or self.trial_steps < 2):
             raise SpecError(f"tune: trial_steps must be an integer >= 2, got {self.trial_steps!r}")
+        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or not 0 <= self.seeds <= 100:
+            raise SpecError(f"tune: seeds must be an integer from 0 to 100 (fresh seeds for the best point), "
+                            f"got {self.seeds!r}")
         if self.mode not in ("min", "max"):
             raise SpecError(f"tune: mode must be min or max, got {self.mode!r}")
         if not self.checkpoints or any(not 0 < c < 1 for c in self.checkpoints):
@@ -69,7 +77,10 @@ class TuneSpec:
                             f"not {self.metric!r} ({self.mode})")
 
     def to_dict(self) -> dict[str, Any]:
+        """The search's spec as stored (``seeds`` left out: re-running the best point on more
+        seeds resumes the same search)."""
         d = dataclasses.asdict(self)
+        del d["seeds"]
         for k in ("params", "checkpoints", "overrides"):
             d[k] = list(d[k]) if d[k] is not None else None
         return d
@@ -82,9 +93,27 @@ class TuneSpec:
 
 
 @dataclasses.dataclass
+class SeedCheck:
+    """The best point trained again on fresh ``seeds``: each run's final ``values`` (NaN for
+    a run without one) and their mean with its Student-t ``interval``
+    (``analysis.seeds.seed_interval``). The search's own value is the best of many draws and
+    so optimistic (the winner's curse); these runs are not."""
+
+    seeds: tuple[int, ...]
+    values: tuple[float, ...]
+    interval: Interval
+    trials: list[TrialResult]
+
+    @property
+    def steps(self) -> int:
+        return sum(t.steps for t in self.trials)
+
+
+@dataclasses.dataclass
 class TuneResult:
     """A tune's outcome: its study, every trial, the best complete trial (``None`` when no
-    trial trained its whole length), and the compute used."""
+    trial trained its whole length), the compute used, and the best point's value over fresh
+    seeds (``seed_check``, when ``spec.seeds`` asks for it)."""
 
     spec: TuneSpec
     study_id: int
@@ -92,6 +121,7 @@ class TuneResult:
     best: TrialResult | None
     steps_used: int
     seconds_used: float
+    seed_check: SeedCheck | None = None
 
     @property
     def best_value(self) -> float:

@@ -1,0 +1,30 @@
+"""The per-step costs of a benchmark's cells measured from the stored traces
+(``steplab.analysis.timing``), for the robust time axis (``measure="cost_s"``) and the
+timing-noise table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from steplab.analysis import scoring
+from steplab.analysis.timing import trace_step_costs
+from steplab.results import TrialResult
+from steplab.store import Store
+
+
+def study_traces(store: Store, trials: Sequence[TrialResult]) -> dict[int, np.ndarray]:
+    """``{trial id: training time after each update}`` (``Store.steps``) of ``trials``."""
+    ids = sorted({t.id for t in trials if t.id is not None})
+    return {i: store.steps(i)["time_s"] for i in ids}
+
+
+def costed_trials(store: Store, trials: Sequence[TrialResult]) -> list[TrialResult]:
+    """``trials`` carrying their cell's per-step cost measured from the traces
+    (``scoring.with_step_costs``; a cell without traces falls back to ``train_time_s /
+    steps``), ready for ``measure="cost_s"``."""
+    return scoring.with_step_costs(trials, trace_step_costs(trials, study_traces(store, trials)))
+
+
+__all__ = ["costed_trials", "study_traces"]
