@@ -1,8 +1,9 @@
 """shakespeare-char beside nanoGPT's README: validation loss and wall time of the baseline.
 
-Runs the workload's calibrated baseline (``adamw-nanogpt``: nanoGPT's recipe, peak lr 1e-3)
-through steplab's own training loop (``steplab.training.loop``) for the full 2,000 updates,
-one process per seed, one thread each, no stop at the target, and prints:
+Runs nanoGPT's recipe (the built-in ``adamw-nanogpt`` at nanoGPT's peak lr 1e-3; the
+workload's tuned lr is 4e-3) through steplab's own training loop (``steplab.training.loop``)
+for the full 2,000 updates, one process per seed, one thread each, no stop at the target,
+and prints:
 
 * ``validation/loss`` (the workload's fixed 256-window sample) at 500 / 1000 / 1500 / 2000
   updates, per seed and as mean with a 95% t-interval over seeds;
@@ -23,8 +24,8 @@ fetched on first use).
 Usage::
 
     .venv/bin/python benchmarks/shakespeare_char.py                      # 3 seeds, 2000 updates
-    .venv/bin/python benchmarks/shakespeare_char.py --lrs 5e-4,1e-3,2e-3 --procs 2
-    .venv/bin/python benchmarks/shakespeare_char.py --budget 600 --at 300,600
+    .venv/bin/python benchmarks/shakespeare_char.py --lrs 5e-4,1e-3,2e-3,4e-3,8e-3 --procs 2
+    .venv/bin/python benchmarks/shakespeare_char.py --budget 600 --at 300,600 --lrs 4e-3
 """
 
 from __future__ import annotations
