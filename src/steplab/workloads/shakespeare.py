@@ -6,7 +6,7 @@ block_size=64 batch_size=12 n_layer=4 n_head=4 n_embd=128 max_iters=2000
 lr_decay_iters=2000 dropout=0.0``): a 4-layer, 4-head, d=128 GPT with context 64
 (:mod:`steplab.workloads.gpt`, 805,632 parameters with this vocabulary of 77), batch 12 x 64
 characters, 2000 updates. The README reports a validation loss of about 1.88 after about 3
-minutes on a CPU, on Tiny Shakespeare. It is the suite's realistic small language model:
+minutes on a CPU, on Tiny Shakespeare. It is steplab's realistic small language model:
 the recipe people actually run, the loss still falling at the end of the budget, and a
 warm-up plus cosine schedule whose shape matters.
 
@@ -55,12 +55,15 @@ The tuned lr is 4e-3 (the default hyperparameters), 4x nanoGPT's 1e-3, which its
 file sets for its 6-layer, d=384 GPU model and which ends 0.17 nats higher here. The
 target is the tuned lr's worst seed at 70%, rounded up: 1.78, which its seeds reach at
 65-70% of the budget, 2e-3 and 8e-3 at 75-80%, nanoGPT's lr not at all. Seeds differ by
-about 1% (95% intervals of the final loss: +-0.003 to +-0.025). Evaluation costs ~8% of
-training time. nanoGPT's lr gives 2.298 / 2.046 / 1.897 / 1.831 (means) at updates 500 /
-1000 / 1500 / 2000, below its README's 1.88 on Tiny Shakespeare and the spec sheet's 1.93
-for the same command on these plays with nanoGPT's split, because the interleaved validation
-blocks come from plays the model trains on: with nanoGPT's split (the last 10% held out, one
-run, seed 0) the same code gives 1.947 on the sample and 1.932 on the whole validation set.
+about 1% (95% intervals of the final loss: +-0.003 to +-0.025). An update costs 76-92 ms on
+one thread of a busy 2-core machine (52 ms on an idle core, by the calibration notes), so a
+trial trains for 2.5-3 minutes; evaluation adds ~8% of training time.
+
+nanoGPT's lr gives 2.298 / 2.046 / 1.897 / 1.831 (means over 3 seeds) at updates 500 / 1000
+/ 1500 / 2000: below its README's 1.88 on Tiny Shakespeare and the spec sheet's 1.93 for the
+same command on these plays with nanoGPT's split, because the interleaved validation blocks
+come from plays the model trains on. With nanoGPT's split (the last 10% held out; one run,
+seed 0) the same code gives 1.947 on the sample and 1.932 on the whole validation set.
 """
 
 from __future__ import annotations
@@ -80,20 +83,20 @@ from steplab.workloads.gpt import GPT, GPTConfig
 #: validation windows in the fixed evaluation sample; windows per forward pass
 N_EVAL, EVAL_CHUNK = 256, 288
 TARGET = {"base": 1.78}  # nats/char, calibrated (see the module docstring)
-#: (corpus identity, device) -> (training ids, evaluation sample, all validation windows)
-_DATA: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+#: device -> (the corpus, its training ids, evaluation sample, all validation windows)
+_DATA: dict[str, tuple[shakespeare_data.Corpus, torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
 
 def _data(device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(train ids, the fixed ``(N_EVAL, 65)`` evaluation windows, every validation window)."""
     corpus = shakespeare_data.load_corpus()
-    key = (id(corpus), str(device))
-    if key not in _DATA:
+    key = str(device)
+    if key not in _DATA or _DATA[key][0] is not corpus:
         train, windows = shakespeare_data.split(corpus.ids)
         pick = np.linspace(0, len(windows) - 1, min(N_EVAL, len(windows))).round().astype(np.int64)
-        _DATA[key] = (torch.from_numpy(train).to(device), torch.from_numpy(windows[pick]).to(device),
+        _DATA[key] = (corpus, torch.from_numpy(train).to(device), torch.from_numpy(windows[pick]).to(device),
                       torch.from_numpy(windows).to(device))
-    return _DATA[key]
+    return _DATA[key][1:]
 
 
 def _mean_cross_entropy(model: nn.Module, windows: torch.Tensor) -> float:
