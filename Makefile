@@ -1,13 +1,13 @@
 # steplab: two commands on a fresh machine.
 #   make demo   set up .venv and run the quick benchmark
-#   make test   set up .venv and run the test suite
+#   make test   set up .venv and run the test suite (the slow set apart: make test-slow)
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 TORCH_VERSION := 2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup lint clean docs dist
+.PHONY: demo test test-slow setup lint clean docs dist
 
 setup: $(STAMP)
 
@@ -22,8 +22,13 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(BIN)/steplab bench examples/bench-quick.toml --workers 2 --db demo.db --html report.html
 
+# the default run stays under 10 minutes on 2 cores; the tests marked slow (Ray clusters,
+# processes killed and resumed, a fresh venv) run apart, and CI runs both
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow"
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m slow
 
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site

@@ -1,29 +1,38 @@
 """Trials per second of the process pool and Ray against running trials one by one.
 
 Runs one fixed batch of 8 short CPU trials (digits-mlp, teacher-student, logreg; one torch
-thread each, trained to the end of the budget) three ways, each into its own temporary
-SQLite store, and prints the wall times and the throughput ratio against the serial run:
+thread each, trained to the end of the budget) three ways, each batch into its own
+temporary SQLite store, and prints wall times and throughput ratios against the serial run:
 
 * ``serial``: :class:`~steplab.training.executors.SerialExecutor` in this process;
 * ``pool``: :class:`~steplab.training.executors.ProcessPoolExecutor` with ``--workers`` processes;
-* ``ray``: :class:`~steplab.training.executors.RayExecutor` on a local Ray instance with
-  ``--workers`` CPUs (skipped when Ray is not installed).
+* ``ray``: :class:`~steplab.training.executors.RayExecutor` (an actor pool) on a local Ray
+  instance with ``--workers`` CPUs (skipped when Ray is not installed).
 
-Pool and Ray run the batch twice on the same executor: ``cold_s`` counts starting the
-workers (spawning, importing torch and steplab, ``ray.init``, the first trial's lazy
-imports) as a one-command CLI run would; ``warm_s`` is the steady state of a long
-benchmark. Serial ``cold_s`` adds the lazy imports of a first trial in this process (torch
-and steplab are already imported, as in the CLI). ``cold_x``/``warm_x``: serial time over
-this executor's time. The goal is a ratio of at least 1.8 with 2 workers on 2 free cores.
+Each executor is measured in its own block, one after the other (so Ray's background
+processes never share the cores with the pool): its first batch is the **cold** run, which
+counts starting the workers (spawning, importing torch and steplab, ``ray.init``) as a
+one-command CLI run would, and ``first_s`` is the wait for its first result; then
+``--rounds`` rounds of a serial batch followed by a **warm** batch on the same, warm,
+executor. ``warm_x`` is each round's serial time over the executor's (the two ran
+back to back, under the same load), printed as median [min, max] over the rounds; the
+times are min / median / max. ``cold_x`` is (serial time + the lazy imports of a first
+trial in a fresh process) over the cold run. The goal: ``warm_x`` at least 1.9 (pool) and
+1.8 (Ray) with 2 workers on 2 free cores.
+
+``cpu_x``: the serial batch's CPU seconds over the warm batch's, counting every process of
+the executor (workers, and Ray's own processes): 1.0 means no overhead, and ``workers x
+cpu_x`` about the most it can reach on free cores (a measure that a busy machine disturbs less).
 ``others``: the cores that processes outside this benchmark (and its workers) kept busy
-during each timed run (cold/warm), from /proc: on a shared machine they take cores and the
-ratios drop (Ray runs its workers at niceness 15, so they lose most). Trust a row whose
-``others`` is near 0.
+during the timed runs (median over them), from /proc. On a shared machine they take cores
+and every ratio drops: trust a row whose ``others`` is near 0. The load average is printed
+before and after, and the processes a local Ray instance runs.
 
 Usage::
 
     .venv/bin/python benchmarks/throughput.py
-    .venv/bin/python benchmarks/throughput.py --workers 4 --scale 0.5
+    .venv/bin/python benchmarks/throughput.py --workers 4 --scale 1 --rounds 5
+    .venv/bin/python benchmarks/throughput.py --no-pool     # Ray only
 """
 
 from __future__ import annotations
@@ -31,15 +40,17 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from steplab.algorithms import get_algorithm
 from steplab.training.executors import Executor, ProcessPoolExecutor, RayExecutor, SerialExecutor
 from steplab.training.jobs import Job, execute
 
-#: (workload, budget_steps, lr): about 4-5 s each on one free core, ~40 s in all
+#: (workload, budget_steps, lr): about 4-5 s each on one free core at ``--scale 1``
 BATCH = [
     ("digits-mlp", 4000, 3e-3),
     ("digits-mlp", 4000, 1e-2),
@@ -109,71 +120,139 @@ def cpu_seconds() -> tuple[float, float] | None:
         return None
 
 
-def timed_run(executor: Executor, jobs: list[Job], db: Path) -> tuple[float, float]:
-    """(wall seconds, cores other processes took meanwhile: NaN where unknown)."""
+def timed_run(executor: Executor, jobs: list[Job], db: Path) -> tuple[float, float, float, float]:
+    """(wall seconds, seconds to the first result, cores other processes took meanwhile, CPU
+    seconds of this process and its descendants (Ray's processes included): NaN where
+    unknown)."""
     before = cpu_seconds()
     t0 = time.perf_counter()
-    results = list(executor.run(jobs, str(db)))
+    first = math.nan
+    results = []
+    for result in executor.run(jobs, str(db)):
+        if not results:
+            first = time.perf_counter() - t0
+        results.append(result)
     wall = time.perf_counter() - t0
     after = cpu_seconds()
     if len(results) != len(jobs):
         raise SystemExit(f"{type(executor).__name__}: {len(results)} results for {len(jobs)} jobs")
-    others = math.nan
+    others = cpu = math.nan
     if before is not None and after is not None:
-        others = max(0.0, (after[0] - before[0]) - (after[1] - before[1])) / wall
-    return wall, others
+        cpu = after[1] - before[1]
+        others = max(0.0, (after[0] - before[0]) - cpu) / wall
+    return wall, first, others, cpu
+
+
+def spread(values: list[float], digits: int = 1) -> str:
+    """``min/median/max``."""
+    lo, mid, hi = min(values), statistics.median(values), max(values)
+    return f"{lo:.{digits}f}/{mid:.{digits}f}/{hi:.{digits}f}"
+
+
+def ray_processes() -> str:
+    """The names of this process's descendants: what a local Ray instance runs."""
+    names = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            pid, ppid = int(entry), 0
+            while pid > 1 and pid != os.getpid():
+                with open(f"/proc/{pid}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                pid = ppid
+            if pid != os.getpid():
+                continue
+            with open(f"/proc/{entry}/cmdline") as f:
+                argv = f.read().split("\0")
+        except (OSError, ValueError):
+            continue
+        name = argv[0].rsplit("/", 1)[-1]
+        if name.startswith("python") and len(argv) > 1:
+            script = next((a for a in argv[1:] if a.endswith(".py")), argv[1])
+            name = script.rsplit("/", 1)[-1]
+        names.append(name)
+    return ", ".join(sorted(names)) or "none seen"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--scale", type=float, default=1.0, help="multiply every budget")
+    parser.add_argument("--scale", type=float, default=0.5, help="multiply every budget")
+    parser.add_argument("--rounds", type=int, default=3, help="warm rounds per executor")
     parser.add_argument("--no-ray", action="store_true")
+    parser.add_argument("--no-pool", action="store_true", help="measure Ray only (a shorter run)")
     args = parser.parse_args()
     jobs = make_jobs(args.scale)
 
-    print(f"cores: {os.cpu_count()}, load average at start: {os.getloadavg()[0]:.2f}")
+    print(f"cores: {os.cpu_count()}, load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(
         f"batch: {len(jobs)} trials, " + ", ".join(f"{j.workload}/{j.budget_steps}" for j in jobs)
-    )
-    header = (
-        f"{'executor':<10}{'workers':>8}{'cold_s':>9}{'warm_s':>9}{'cold_x':>8}{'warm_x':>8}"
-        f"{'others':>12}"
+        + f"; {args.rounds} warm rounds per executor"
     )
     with tempfile.TemporaryDirectory() as tmp:
-        dbs = iter(Path(tmp) / f"run{i}.db" for i in range(100))
+        counter = iter(range(10_000))
 
-        # serial cold = the lazy imports of a first trial (a 0.5%-budget trial per workload
-        # family) + the batch; serial warm = the batch alone
+        def dbs() -> Iterator[Path]:
+            while True:
+                yield Path(tmp) / f"run{next(counter)}.db"
+
+        db = dbs()
+        # the lazy imports of a first trial (a 0.5%-budget trial per workload family)
         t0 = time.perf_counter()
         for job in make_jobs(0.005)[::3]:
             execute(job, None)
-        warmup = time.perf_counter() - t0
-        serial, others = timed_run(SerialExecutor(), jobs, next(dbs))
-        print(header)
-        print(
-            f"{'serial':<10}{1:>8}{warmup + serial:>9.1f}{serial:>9.1f}{1.0:>8.2f}{1.0:>8.2f}"
-            f"{others:>12.2f}"
-        )
+        lazy = time.perf_counter() - t0
 
-        candidates: list[tuple[str, type[Executor]]] = [("pool", ProcessPoolExecutor)]
+        candidates: list[tuple[str, type[Executor]]] = []
+        if not args.no_pool:
+            candidates.append(("pool", ProcessPoolExecutor))
         if not args.no_ray:
             candidates.append(("ray", RayExecutor))
+        print(
+            f"{'executor':<9}{'workers':>8}{'serial_s':>16}{'warm_s':>16}{'warm_x':>20}"
+            f"{'cold_s':>8}{'first_s':>8}{'cold_x':>8}{'cpu_x':>7}{'others':>8}",
+            flush=True,
+        )
+        processes = "not started"
         for name, cls in candidates:
             try:
                 executor = cls(workers=args.workers)  # type: ignore[call-arg]
             except Exception as e:  # Ray missing: say so and go on
-                print(f"{name:<10} skipped: {e}")
+                print(f"{name:<8} skipped: {e}")
                 continue
+            serial_s: list[float] = []
+            warm_s: list[float] = []
+            others: list[float] = []
+            serial_cpu: list[float] = []
+            warm_cpu: list[float] = []
             with executor:
-                cold, others_cold = timed_run(executor, jobs, next(dbs))
-                warm, others_warm = timed_run(executor, jobs, next(dbs))
-            print(
-                f"{name:<10}{args.workers:>8}{cold:>9.1f}{warm:>9.1f}"
-                f"{(warmup + serial) / cold:>8.2f}{serial / warm:>8.2f}"
-                f"{f'{others_cold:.2f}/{others_warm:.2f}':>12}"
+                cold, first, other, _ = timed_run(executor, jobs, next(db))
+                others.append(other)
+                if name == "ray":
+                    processes = ray_processes()
+                for _ in range(args.rounds):
+                    wall, _, other, cpu = timed_run(SerialExecutor(), jobs, next(db))
+                    serial_s.append(wall)
+                    others.append(other)
+                    serial_cpu.append(cpu)
+                    wall, _, other, cpu = timed_run(executor, jobs, next(db))
+                    warm_s.append(wall)
+                    others.append(other)
+                    warm_cpu.append(cpu)
+            ratios = [s / w for s, w in zip(serial_s, warm_s)]
+            cpu_x = statistics.median(s / w for s, w in zip(serial_cpu, warm_cpu))
+            cold_x = (lazy + statistics.median(serial_s)) / cold
+            warm_x = f"{statistics.median(ratios):.2f} [{min(ratios):.2f}, {max(ratios):.2f}]"
+            print(  # each row as soon as it is measured
+                f"{name:<9}{args.workers:>8}{spread(serial_s):>16}{spread(warm_s):>16}{warm_x:>20}"
+                f"{cold:>8.1f}{first:>8.1f}{cold_x:>8.2f}{cpu_x:>7.2f}{statistics.median(others):>8.2f}",
+                flush=True,
             )
-    print(f"load average at end: {os.getloadavg()[0]:.2f}")
+
+    if not args.no_ray:
+        print(f"the local Ray instance ran: {processes}")
+    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

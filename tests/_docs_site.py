@@ -5,6 +5,7 @@ Chrome DevTools Protocol (a small client on ``websocket-client``: no selenium, n
 
 from __future__ import annotations
 
+import atexit
 import base64
 import functools
 import http.server
@@ -35,6 +36,7 @@ def build_site() -> tuple[Path, str]:
     """``mkdocs build --strict`` into a temporary folder: (site folder, build log).
     Raises ``AssertionError`` with the log when the build fails (a warning included)."""
     site = Path(tempfile.mkdtemp(prefix="steplab-site-")) / "site"
+    atexit.register(shutil.rmtree, site.parent, ignore_errors=True)  # one build per test session
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     r = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
                        cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)

@@ -107,6 +107,7 @@ KILL_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_benchmark_killed_midway_resumes_without_duplicates(tmp_path):
     db = tmp_path / "k.db"
     script = tmp_path / "run.py"

@@ -57,6 +57,11 @@ JOBS = make_jobs()
 HANG_S = 300
 
 
+def untimed(metrics: dict[str, float]) -> dict[str, float]:
+    """``metrics`` without the timing ones (``time/...``, ``..._time_s``), which differ run to run."""
+    return {k: v for k, v in metrics.items() if not (k.startswith("time/") or k.endswith("_time_s"))}
+
+
 def stored(db: Path) -> dict[str, dict[str, Any]]:
     """key -> what must not depend on the executor (times excluded)."""
     out = {}
@@ -66,7 +71,7 @@ def stored(db: Path) -> dict[str, dict[str, Any]]:
             out[store.trial_info(trial.id)["key"]] = {
                 "status": trial.status,
                 "steps": trial.steps,
-                "final_metrics": trial.final_metrics,
+                "final_metrics": untimed(trial.final_metrics),
                 "message": trial.message,
                 "step": trace["step"],
                 "loss": trace["loss"],
@@ -121,10 +126,28 @@ def test_process_pool_matches_serial(
 @pytest.mark.ray
 def test_ray_matches_serial(serial_results: dict[str, dict[str, Any]], tmp_path: Path) -> None:
     pytest.importorskip("ray", reason="needs the ray extra: pip install 'steplab[ray]'")
-    assert_same(run_all(RayExecutor(workers=2), tmp_path / "ray.db"), serial_results)
+    warm, db = tmp_path / "warm.db", tmp_path / "ray.db"
+    with RayExecutor(workers=2) as executor:
+        assert len(list(executor.run(JOBS[:2], str(warm)))) == 2
+        actors = executor.placements()
+        results = list(executor.run(JOBS, str(db)))
+        assert executor.placements() == actors  # the same two warm actors ran both batches
+    assert sorted(r.spec.key() for r in results) == sorted(j.key() for j in JOBS)
+    assert_same(stored(db), serial_results)
+    # each batch was shared by both actors, each a process of its own
+    pids = {a["pid"] for a in actors}
+    assert len(pids) == 2 and _worker_pids(warm) == _worker_pids(db) == pids
     import ray
 
     assert not ray.is_initialized()  # close() shut down the instance it started
+
+
+def _worker_pids(db: Path) -> set[int]:
+    """The pids in the ``worker`` column (``host:pid:nonce``) of the trials stored in ``db``."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return {int(w.split(":")[1]) for (w,) in conn.execute("SELECT worker FROM trials")}
 
 
 def test_process_pool_dead_worker_is_a_steplab_error(tmp_path: Path) -> None:

@@ -69,6 +69,7 @@ def test_run_interrupted_keeps_the_trial(tmp_path: Path, signum: int, code: int)
     assert "run the same command again to start a new run" in line
 
 
+@pytest.mark.slow
 def test_continual_interrupted_keeps_the_trial(tmp_path: Path) -> None:
     db = tmp_path / "c.db"
     done = _interrupt(["continual", "split-digits", "--steps-per-task", "1000000", "--eval-every", "100000"], db, signal.SIGTERM)

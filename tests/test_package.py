@@ -70,6 +70,7 @@ def test_wheel_and_sdist_carry_what_steplab_needs(dist):
         assert needed in members, f"{needed} is not in the sdist"
 
 
+@pytest.mark.slow
 def test_wheel_installs_and_runs_in_a_fresh_venv(dist, tmp_path):
     fresh = tmp_path / "fresh"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(fresh)], check=True, timeout=120)

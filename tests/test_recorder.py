@@ -222,3 +222,33 @@ def test_nan_loss_is_recorded_as_nan() -> None:
     rec.log(torch.tensor(math.nan))
     assert math.isnan(rec.trace()["loss"][0]) and rec.rows[0].loss is None
     rec.close()
+
+
+def test_sparse_and_mixed_dtype_gradients_take_the_general_path() -> None:
+    """A sparse embedding gradient (and a float64 layer) fall back from the fused kernels to
+    ``global_norm``; the values still match the textbook norms, and a parameter that gains
+    a gradient later joins the norms from that step on."""
+    torch.manual_seed(0)
+    emb = torch.nn.Embedding(10, 3, sparse=True)
+    lin = torch.nn.Linear(3, 1).double()
+    late = torch.nn.Parameter(torch.ones(2))
+    opt = torch.optim.SGD([*emb.parameters(), *lin.parameters(), late], lr=0.5)
+    rec = Recorder(opt)
+    idx = torch.tensor([1, 4, 4, 7])
+    expected = []
+    for step in range(3):
+        opt.zero_grad()
+        loss = lin(emb(idx).double()).pow(2).mean() + (late.sum() if step == 2 else 0.0)
+        loss.backward()
+        grads = [emb.weight.grad.to_dense().flatten(), *(p.grad.flatten() for p in lin.parameters())]
+        grads += [late.grad] if step == 2 else []
+        g = torch.cat([t.double() for t in grads])
+        expected.append((g.norm().item(), g.abs().sum().item(), 0.5 * g.norm().item()))
+        opt.step()
+        rec.log(loss)
+    trace = rec.trace()
+    rec.close()
+    for step, (gn, gn1, un) in enumerate(expected):
+        assert trace["grad_norm"][step] == pytest.approx(gn, rel=1e-6)
+        assert trace["grad_norm_l1"][step] == pytest.approx(gn1, rel=1e-6)
+        assert trace["update_norm"][step] == pytest.approx(un, rel=1e-5)  # SGD: lr * gradient

@@ -32,7 +32,8 @@ def test_every_result_changing_train_config_field_is_a_setting() -> None:
 
 def test_the_record_round_trips_every_setting_through_the_store(tmp_path) -> None:
     wl = workloads.get("logreg", budget_steps=8, target=Target("validation/loss", 0.3, "min"))
-    cfg = TrainConfig(divergence_factor=5.0, eval_steps=(5, 3), train_eval_batches=2, stop_at_target=False)
+    cfg = TrainConfig(divergence_factor=5.0, eval_steps=(5, 3), train_eval_batches=2, stop_at_target=False,
+                      norm_every=2)
     with open_store(tmp_path / "r.db") as store:
         r = run_trial(wl, ALGO, 0, store=store, config=cfg)
     with open_store(tmp_path / "r.db") as store:  # read back by a fresh connection
@@ -41,7 +42,7 @@ def test_the_record_round_trips_every_setting_through_the_store(tmp_path) -> Non
     assert stored.spec.settings == {"divergence_factor": 5.0, "eval_steps": [3, 5], "train_eval_batches": 2,
                                     "target": ["validation/loss", 0.3, "min"], "eval_every": None,
                                     "monitors": [], "monitor_every": None,
-                                    "workload_sha256": None}
+                                    "workload_sha256": None, "norm_every": 2}
     config = stored.spec.to_dict()
     assert json.loads(json.dumps(config)) == config  # self-describing, JSON all the way down
     assert config["algorithm_spec"]["schedule"] == ALGO.schedule and config["stop_at_target"] is False

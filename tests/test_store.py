@@ -421,3 +421,35 @@ def test_open_store_must_exist(tmp_path: Path) -> None:
     open_store(tmp_path / "x.db").close()  # a writer creates it
     open_store(tmp_path / "x.db", must_exist=True).close()
     open_store("sqlite://", must_exist=True).close()  # memory: nothing to find
+
+
+def test_a_second_store_on_an_open_file_keeps_this_processs_sqlite_locks(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Opening the same SQLite file twice in one process must not close a file handle on it:
+    that releases the process's POSIX locks (sqlite.org/howtocorrupt.html, 2.2) and another
+    process closing its connection then deletes the write-ahead log under the open one. The
+    second process below would delete ``-wal`` on the old code."""
+    import steplab.store.engine as engine
+
+    db = tmp_path / "locks.db"
+    child = [sys.executable, "-c", f"from steplab.store import open_store; open_store({str(db)!r}).close()"]
+    first = open_store(str(db))
+    try:
+        with first._engine.connect() as conn:  # one pooled connection stays open (and locked)
+            conn.exec_driver_sql("select count(*) from sqlite_master").all()
+        subprocess.run(child, check=True)
+        assert Path(str(db) + "-wal").exists()
+        header_reads: list[str] = []
+        real_check = engine._check_sqlite_file
+        monkeypatch.setattr(engine, "_check_sqlite_file",
+                            lambda p, shown: (header_reads.append(str(p)), real_check(p, shown))[1])
+        second = open_store(str(db))
+        second.close()
+        assert header_reads == []  # the live file's header is not read again
+        subprocess.run(child, check=True)
+        assert Path(str(db) + "-wal").exists(), "the other process deleted the WAL of an open database"
+    finally:
+        first.close()
+    assert not engine.sqlite_file_is_held(db)
+    open_store(str(db)).close()  # closed everywhere: the header is checked again
+    assert header_reads == [str(db)]

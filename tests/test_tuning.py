@@ -141,6 +141,7 @@ with open_store(sys.argv[1]) as store:
 """
 
 
+@pytest.mark.slow
 def test_a_killed_tune_resumes_without_losing_or_repeating_trials(tmp_path: Path) -> None:
     db = tmp_path / "k.db"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent / "src")}

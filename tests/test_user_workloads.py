@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import re
 import shutil
 import sqlite3
@@ -272,10 +273,13 @@ def bench_args(db: Path, name: str, *more: str) -> list[str]:
 
 
 def finals(db: Path, name: str) -> list[tuple[int, str, str]]:
+    """(index, workload, final metrics as JSON without the timing ones: ``time/...``)."""
     with sqlite3.connect(db) as conn:
-        return sorted(conn.execute(
+        rows = sorted(conn.execute(
             "SELECT t.idx, t.workload, t.final_metrics FROM trials t JOIN studies s ON s.id = t.study_id "
             "WHERE s.name = ?", (name,)).fetchall())
+    return [(i, w, json.dumps({k: v for k, v in json.loads(m).items() if not k.startswith("time/")}, sort_keys=True))
+            for i, w, m in rows]
 
 
 @pytest.fixture(scope="module")
@@ -296,7 +300,7 @@ def serial_bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[t
 
 
 # one trial each: a worker process (or Ray worker) starting and importing torch is the cost
-@pytest.mark.parametrize("how", [["--workers", "2"], pytest.param(["--ray", "--workers", "1"], marks=pytest.mark.ray)])
+@pytest.mark.parametrize("how", [["--workers", "2"], pytest.param(["--ray", "--workers", "1"], marks=[pytest.mark.ray, pytest.mark.slow])])
 def test_the_worked_example_benchmarks_the_same_on_workers(
         how: list[str], serial_bench: tuple[Path, list[tuple[int, str, str]]], monkeypatch: pytest.MonkeyPatch) -> None:
     if "--ray" in how:

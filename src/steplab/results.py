@@ -75,7 +75,8 @@ class EvalRow:
 #: the minibatches of ``train/loss`` at every evaluation, a target other than the
 #: workload's own (``[metric, value, mode]``; ``None``: the workload's) and an evaluation
 #: cadence other than the workload's (``None``: its ``eval_every``; a Ray Tune trial's), the
-#: monitors recorded as ``dynamics/...`` metrics and their cadence (``None``: the evaluations')
+#: monitors recorded as ``dynamics/...`` metrics and their cadence (``None``: the evaluations'),
+#: and the cadence of the recorded gradient and update norms
 DEFAULT_SETTINGS: dict[str, Any] = {
     "divergence_factor": 20.0,
     "eval_steps": [],
@@ -85,6 +86,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "monitors": [],
     "monitor_every": None,
     "workload_sha256": None,
+    "norm_every": 1,
 }
 
 

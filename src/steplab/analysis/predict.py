@@ -269,7 +269,6 @@ def tuned_horizons(store: Any, workload: str, algorithm: str, metric: str | None
     best by the final ``metric`` (default: the workload's target metric): the data the
     horizon power law is fitted on."""
     from steplab import workloads as wl_mod
-
     from steplab.workloads import references
 
     name, variant = references.split(workload)

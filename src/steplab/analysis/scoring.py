@@ -81,12 +81,21 @@ def trial_time(trial: TrialResult, measure: Measure = "time_s") -> float:
         if STEP_COST_KEY not in trial.final_metrics:
             raise ValueError("measure 'cost_s' needs the per-step cost of the trial's cell: score the trials "
                              "through scoring.with_step_costs (time_table does)")
-        steps = check_time(trial.steps_to_target, f"steps-to-target of trial {trial.spec.key()[:8]}")
+        steps = _checked(trial.steps_to_target, "steps-to-target", trial)
         if steps == 0 or math.isinf(steps):
             return steps
-        return check_time(steps * trial.final_metrics[STEP_COST_KEY], f"cost-to-target of trial {trial.spec.key()[:8]}")
+        return _checked(steps * trial.final_metrics[STEP_COST_KEY], "cost-to-target", trial)
     value = trial.time_to_target_s if measure == "time_s" else trial.steps_to_target
-    return check_time(value, f"{measure}-to-target of trial {trial.spec.key()[:8]}")
+    return _checked(value, f"{measure}-to-target", trial)
+
+
+def _checked(value: float, what: str, trial: TrialResult) -> float:
+    """:func:`check_time` naming the trial by its key, computed only for the message (a key
+    is a JSON dump: a large report scores tens of thousands of trials)."""
+    try:
+        return check_time(value, what)
+    except ValueError:
+        return check_time(value, f"{what} of trial {trial.spec.key()[:8]}")
 
 
 def seconds_per_step(trial: TrialResult) -> float:

@@ -38,6 +38,11 @@ STEP_PERIOD = 20
 #: a trial's trace as ``Store.steps(trial_id)["time_s"]``: training time after each update
 Trace = np.ndarray
 
+#: the final metric in which a finished trial keeps its own seconds per step
+#: (:func:`cell_step_seconds` of its trace, computed by the loop when it ends), so that the
+#: time axis of a large benchmark does not have to read every step row back
+TRIAL_STEP_KEY = "time/s_per_step"
+
 
 def _durations(traces: Sequence[Trace], period: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every update's duration (update ``k >= 1`` took ``time_s[k] - time_s[k - 1]``; update 0
@@ -97,16 +102,38 @@ def cell_step_interval(traces: Sequence[Trace], *, level: float = DEFAULT_LEVEL,
     return percentile_interval(point, boot[np.isfinite(boot)], level)
 
 
+def trial_step_seconds(trial: TrialResult) -> float:
+    """The trial's own seconds per step kept at its end (``final_metrics[TRIAL_STEP_KEY]``),
+    ``nan`` for a trial stored without it."""
+    value = trial.final_metrics.get(TRIAL_STEP_KEY, math.nan)
+    return float(value) if isinstance(value, (int, float)) else math.nan
+
+
+def summarized(trials: Sequence[TrialResult]) -> bool:
+    """Whether every trial keeps its seconds per step (:func:`trial_step_seconds`)."""
+    return bool(trials) and all(math.isfinite(trial_step_seconds(t)) for t in trials)
+
+
 def trace_step_costs(trials: Iterable[TrialResult], traces: Mapping[int, Trace],
                      period: int = STEP_PERIOD) -> dict[tuple[str, str], float]:
-    """``{(algorithm, workload_key): seconds per step}`` from the traces (``traces[trial.id]``)
-    of each cell's trials, for ``scoring.with_step_costs(trials, costs)``; a cell without a
-    trace is left out (``with_step_costs`` then uses ``scoring.step_costs``)."""
-    out: dict[tuple[str, str], list[Trace]] = {}
+    """``{(algorithm, workload_key): seconds per step}`` of each cell, for
+    ``scoring.with_step_costs(trials, costs)``: the median over the cell's trials of each
+    trial's own seconds per step where every trial of the cell kept one (a trial run whole
+    under load is outvoted, and no step row is read), else :func:`cell_step_seconds` of their
+    traces (``traces[trial.id]``); a cell with neither is left out (``with_step_costs`` then
+    uses ``scoring.step_costs``)."""
+    cells: dict[tuple[str, str], list[TrialResult]] = {}
     for t in trials:
-        if t.id is not None and t.id in traces:
-            out.setdefault((t.spec.algorithm, scoring.workload_key(t.spec)), []).append(traces[t.id])
-    return {cell: cell_step_seconds(ts, period) for cell, ts in out.items()}
+        cells.setdefault((t.spec.algorithm, scoring.workload_key(t.spec)), []).append(t)
+    out: dict[tuple[str, str], float] = {}
+    for cell, ts in cells.items():
+        if summarized(ts):
+            out[cell] = float(np.median([trial_step_seconds(t) for t in ts]))
+            continue
+        mine = [traces[t.id] for t in ts if t.id is not None and t.id in traces]
+        if mine:
+            out[cell] = cell_step_seconds(mine, period)
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,5 +176,5 @@ def timing_table(trials: Iterable[TrialResult], traces: Mapping[int, Trace], *, 
     return out
 
 
-__all__ = ["STEP_PERIOD", "CellTiming", "cell_step_interval", "cell_step_seconds", "timing_table",
+__all__ = ["STEP_PERIOD", "TRIAL_STEP_KEY", "CellTiming", "summarized", "trial_step_seconds", "cell_step_interval", "cell_step_seconds", "timing_table",
            "trace_step_costs"]

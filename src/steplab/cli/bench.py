@@ -44,7 +44,7 @@ def bench_cmd(
     sets: list[str] = typer.Option([], "--set", help="Override a field of every algorithm: key=value."),
     name: str | None = typer.Option(None, "--name", help="Name of the benchmark in the store (re-use it to resume)."),
     workers: int | None = typer.Option(None, "--workers", "-j", min=1, help="Parallel workers (default 1; with --ray, every CPU)."),
-    ray: bool = typer.Option(False, "--ray", help="Run trials as Ray tasks (local Ray unless --ray-address)."),
+    ray: bool = typer.Option(False, "--ray", help="Run trials on a pool of long-lived Ray actors, one per CPU (local Ray unless --ray-address)."),
     ray_address: str | None = typer.Option(None, "--ray-address", help="Address of a running Ray cluster."),
     html: str | None = typer.Option(None, "--html", help="Also write the HTML report here."),
     tradeoff: str | None = typer.Option(None, "--tradeoff", help="Also measure accuracy-vs-time curves: cyclic "

@@ -53,6 +53,9 @@ def run_cmd(
         "logits, grokking (comma-separated or repeated; options as sharpness:iters=30). See steplab dynamics."),
     monitor_every: int | None = typer.Option(None, "--monitor-every", min=1,
                                              help="Measure the monitors every N steps (default: at each evaluation)."),
+    norm_every: int = typer.Option(1, "--norm-every", min=1,
+                                   help="Record gradient and update norms every N steps (NaN on the others; 1 keeps "
+                                        "steplab refine exact, more saves their cost on tiny steps)."),
     db: DbOption = None,
 ) -> None:
     """Train one algorithm on one workload, record it, print the outcome."""
@@ -66,7 +69,8 @@ def run_cmd(
     wl = workloads.get(workload, variant, budget_steps=budget_steps)
     algo = build_algorithm(algorithm, optimizer, lr, weight_decay, schedule, sets).resolved()
     cfg = TrainConfig(device=str(pick_device(device)), stop_at_target=stop_at_target,
-                      train_eval_batches=train_eval_batches, monitors=tuple(monitor or ()), monitor_every=monitor_every)
+                      train_eval_batches=train_eval_batches, monitors=tuple(monitor or ()), monitor_every=monitor_every,
+                      norm_every=norm_every)
     monitor_list(cfg.monitors)  # an unknown monitor fails here, before the store is opened
     target = wl.target
     with interruptible("run the same command again to start a new run"), open_store(db) as store, \

@@ -60,7 +60,7 @@ def runs_list(
     db: DbOption = None,
     study: int | None = typer.Option(None, "--study", help="Only trials of this study."),
     workload: str | None = typer.Option(None, "--workload", help="Only trials of this workload."),
-    limit: int = typer.Option(50, "--limit", help="Show the newest N trials."),
+    limit: int = typer.Option(50, "--limit", help="Show the newest N trials (0: all)."),
     as_json: common.JsonOption = False,
     as_csv: common.CsvOption = False,
 ) -> None:
@@ -75,21 +75,29 @@ def runs_list(
 
     fmt = common.output_format(as_json, as_csv)
     with open_store(db, must_exist=True) as store:
-        trials = store.list_trials(study_id=study, workload=workload)
-        trials = sorted(trials, key=lambda t: t.id or 0)[-limit:]
-        records = [trial_record(t, store.trial_info(t.id).get("name")) for t in trials]  # type: ignore[arg-type]
-    csv_rows = [{**{k: r[k] for k in CSV_COLUMNS}, "differs": " ".join(f"{k}={format_value(v)}" for k, v in r["differs"].items()),
-                 **r["final_metrics"]} for r in records]
-    if common.emit(fmt, records, csv_rows):
+        trials = store.list_trials(study_id=study, workload=workload, last=limit if limit > 0 else None)
+        infos = store.trial_infos([t.id for t in trials if t.id is not None])  # one query, not one per trial
+    names = [infos.get(t.id or 0, {}).get("name") for t in trials]
+    if fmt:
+        records = [trial_record(t, name) for t, name in zip(trials, names)]
+        csv_rows = [{**{k: r[k] for k in CSV_COLUMNS}, "differs": " ".join(f"{k}={format_value(v)}" for k, v in
+                                                                           r["differs"].items()),
+                     **r["final_metrics"]} for r in records]
+        common.emit(fmt, records, csv_rows)
         return
+    from steplab.algorithms.labels import run_label
+
+    # the table shows labels only: a named run's label is its name, nothing is compared with a
+    # built-in (that builds the optimizer registry, which imports torch)
+    labels = [run_label(t.spec, name) for t, name in zip(trials, names)]
     table = Table(title=f"{len(trials)} trial(s)")
     for col in ("id", "workload", "run", "seed", "status", "steps", "steps to target", "train s", "final"):
         table.add_column(col, justify="right" if col in ("id", "seed", "steps", "steps to target", "train s") else "left",
                          **(NAME_COLUMN if col in ("workload", "run") else {}))
-    for t, r in zip(trials, records):
+    for t, label in zip(trials, labels):
         final = ", ".join(f"{k.split('/')[-1]} {v:.4g}" for k, v in sorted(t.final_metrics.items()) if k.startswith("validation/"))
         wk = t.spec.workload if t.spec.variant == "base" else f"{t.spec.workload}:{t.spec.variant}"
-        table.add_row(str(t.id), Text(wk), Text(r["label"]), str(t.spec.seed), t.status, str(t.steps),
+        table.add_row(str(t.id), Text(wk), Text(label), str(t.spec.seed), t.status, str(t.steps),
                       f"{t.steps_to_target:.0f}" if math.isfinite(t.steps_to_target) else "—",
                       f"{t.train_time_s:.2f}", final)
     console.print(table)

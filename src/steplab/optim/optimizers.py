@@ -30,6 +30,7 @@ train mode. Before evaluating or checkpointing, switch them with
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import sys
@@ -95,9 +96,11 @@ def _resolve(entry: OptimizerInfo) -> type:
     return obj
 
 
+@functools.cache
 def _signature(cls: type) -> tuple[dict[str, inspect.Parameter], bool]:
     """Named keyword parameters of ``cls.__init__`` (minus self/params), and whether only
-    ``**kwargs`` is declared (then names cannot be checked)."""
+    ``**kwargs`` is declared (then names cannot be checked); cached per class (planning a
+    large benchmark asks tens of thousands of times). Callers must not mutate the dict."""
     params = dict(inspect.signature(cls.__init__).parameters)
     if getattr(cls, "_steplab_wraps", None) is not None:  # averaged DoG: wrapper + base kwargs
         params = {**inspect.signature(cls._steplab_wraps.__init__).parameters, **params}

@@ -38,6 +38,8 @@ __all__ = [
     "no_signal_metric",
     "pair_rows",
     "ranking_of",
+    "reached_in_time",
+    "recorded_targets",
     "ratio_table",
     "score_interval_fields",
     "scored_workloads",
@@ -196,12 +198,32 @@ def no_signal_metric(scores: Scores, w: str) -> str:
     return "target metric"
 
 
+def recorded_targets(trials: Sequence[TrialResult]) -> dict[str, Target]:
+    """The target each workload key's trials ran against where they recorded it
+    (``settings["target"]``: a benchmark's target when it differs from the workload's own),
+    read without building a workload (that imports torch)."""
+    from steplab.workloads.target import Target
+
+    out: dict[str, Target] = {}
+    for t in trials:
+        recorded = t.spec.settings.get("target")
+        key = scoring.workload_key(t.spec)
+        if recorded and key not in out:
+            metric, value, mode = recorded
+            out[key] = Target(str(metric), float(value), mode)
+    return out
+
+
 def targets_of(study: Mapping[str, Any], trials: Sequence[TrialResult]) -> dict[str, Target | None]:
-    """The target of every workload key of ``trials``: from the study's benchmark spec
-    (a suite may override targets), else the workload's own, else ``None``."""
+    """The target of every workload key of ``trials``: the one their trials recorded
+    (:func:`recorded_targets`, which the study's spec gave them), else from the study's
+    benchmark spec (a suite may override targets), else the workload's own, else ``None``."""
     from steplab import workloads
     from steplab.studies import bench
 
+    recorded = recorded_targets(trials)
+    if all(scoring.workload_key(t.spec) in recorded for t in trials):
+        return dict(recorded)
     out: dict[str, Target | None] = {}
     try:
         for entry in bench.mapping_to_spec(study["spec"]).entries():
@@ -231,10 +253,17 @@ def final_value(t: TrialResult, metric: str | None) -> float:
         return math.nan
 
 
+def reached_in_time(t: TrialResult) -> bool:
+    """Whether trial ``t`` counts as reaching its target (``scoring.trial_time(t)`` finite),
+    without the check that names a bad trial by its key (a JSON dump per call; the scores
+    already checked every trial)."""
+    return t.status in scoring.COUNTED_STATUSES and math.isfinite(t.time_to_target_s)
+
+
 def best_trial(trials: Sequence[TrialResult], target: Target | None) -> TrialResult | None:
     """The trial to show for one algorithm on one workload: the fastest to reach the target
     (training seconds), else the one with the best final target metric, else the first."""
-    reached = [t for t in trials if math.isfinite(scoring.trial_time(t, "time_s"))]
+    reached = [t for t in trials if reached_in_time(t)]
     if reached:
         return min(reached, key=lambda t: (t.time_to_target_s, t.id or 0))
     if target is not None:

@@ -29,6 +29,7 @@ from steplab.report.benchmark_data import (
     n_studies,
     ranking_of,
     ratio_table,
+    reached_in_time,
     scored_workloads,
     targets_of,
     time_of,
@@ -58,6 +59,10 @@ from steplab.report.format import (
 from steplab.report.html import cell, escape, image, page
 from steplab.report.style import COLORS
 from steplab.results import TrialResult
+
+#: rows of the "All trials" table: a 10,000-trial benchmark lists its first 2,000 (about 2 MB
+#: of HTML, not 11) and names the command that prints every one
+MAX_TRIAL_ROWS = 2000
 
 if TYPE_CHECKING:
     from steplab.store import Store
@@ -184,7 +189,7 @@ def _workload_table_html(scores: Scores, w: str, trials: Sequence[TrialResult],
         if w not in scores.time_s.get(a, {}):
             continue
         mine = [t for t in trials if t.spec.algorithm == a]
-        hit = sum(math.isfinite(scoring.trial_time(t)) for t in mine)
+        hit = sum(reached_in_time(t) for t in mine)
         st = boot.point_study_times.get((a, w)) if boot is not None else None
         studies = f"{sum(math.isfinite(x) for x in st)}/{len(st)}" if st is not None else DASH
         rows.append(
@@ -262,11 +267,11 @@ def render_html(store: Store, study_id: int, *, title: str | None = None, level:
                 scores: Scores | None = None) -> str:
     """The HTML report of benchmark study ``study_id`` as a string (see :func:`write_html`)."""
     from steplab.analysis.sensitivity import results_in_store
-    from steplab.studies.tradeoff import study_curves
+    from steplab.studies.tradeoff import is_tradeoff, study_curves
 
     study = store.get_study(study_id)
     scores = scores if scores is not None else benchmark_scores(store, study_id, level=level)
-    all_trials = store.list_trials(study_id=study_id)
+    all_trials = scores.stored if scores.stored is not None else store.list_trials(study_id=study_id)
     targets = targets_of(study, all_trials)
     ranked = [a for a, _ in ranking_of(scores)]
     sensitivity = results_in_store(store)  # LR sweeps of the same store (steplab sensitivity)
@@ -315,8 +320,12 @@ def render_html(store: Store, study_id: int, *, title: str | None = None, level:
             + image(workload_figure(store, best, target, colors), f"traces on {w}")
         )
 
-    parts.append(_tradeoff_html(study_curves(store, study_id, targets), colors))
-    parts.append(f"<h2>All trials ({len(all_trials)})</h2>" + _trials_html(all_trials, targets, study_of))
+    if any(is_tradeoff(t.spec.algorithm) for t in all_trials):  # study_curves reads every trial again
+        parts.append(_tradeoff_html(study_curves(store, study_id, targets), colors))
+    shown = all_trials[:MAX_TRIAL_ROWS]
+    cut = (f"<p class='note'>The first {len(shown):,} by id; every trial: <code>steplab runs list --study {study_id} "
+           "--limit 0 --csv</code>.</p>") if len(shown) < len(all_trials) else ""
+    parts.append(f"<h2>All trials ({len(all_trials)})</h2>" + cut + _trials_html(shown, targets, study_of))
     return page(title, "\n".join(p for p in parts if p))
 
 

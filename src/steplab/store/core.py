@@ -17,7 +17,13 @@ from sqlalchemy import Connection, Engine, delete, func, inspect, select
 from sqlalchemy import exc as sa_exc
 
 from steplab.errors import StoreError
-from steplab.store.engine import BUSY_TIMEOUT_S, error_detail, not_steplab, serialize
+from steplab.store.engine import (
+    BUSY_TIMEOUT_S,
+    error_detail,
+    not_steplab,
+    release_sqlite_file,
+    serialize,
+)
 from steplab.store.migrations import migrate
 from steplab.store.schema import (
     SCHEMA_VERSION,
@@ -106,6 +112,8 @@ class StoreCore:
         if not self._closed:
             self._closed = True
             self._engine.dispose()
+            if self._sqlite_path is not None:
+                release_sqlite_file(self._sqlite_path)
 
     # -- transactions ------------------------------------------------------------------
     @contextlib.contextmanager

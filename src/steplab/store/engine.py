@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import threading
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -112,10 +113,51 @@ def no_database(shown: str) -> StoreError:
     return StoreError(f"no database at {shown}; check the path or run a command that writes one (steplab run/bench)")
 
 
+#: SQLite files this process has open through a live store: real path -> how many stores
+_LIVE_SQLITE: dict[str, int] = {}
+_LIVE_LOCK = threading.Lock()
+
+
+def _live_key(path: Path) -> str:
+    return os.path.realpath(path)
+
+
+def hold_sqlite_file(path: Path) -> None:
+    """Note that a store of this process has ``path`` open (see :func:`check_sqlite_file`)."""
+    with _LIVE_LOCK:
+        key = _live_key(path)
+        _LIVE_SQLITE[key] = _LIVE_SQLITE.get(key, 0) + 1
+
+
+def release_sqlite_file(path: Path) -> None:
+    """Undo one :func:`hold_sqlite_file` (when that store closes)."""
+    with _LIVE_LOCK:
+        key = _live_key(path)
+        left = _LIVE_SQLITE.get(key, 0) - 1
+        if left > 0:
+            _LIVE_SQLITE[key] = left
+        else:
+            _LIVE_SQLITE.pop(key, None)
+
+
+def sqlite_file_is_held(path: Path) -> bool:
+    """Whether a live store of this process has ``path`` open."""
+    with _LIVE_LOCK:
+        return _live_key(path) in _LIVE_SQLITE
+
+
 def check_sqlite_file(path: Path, shown: str) -> None:
     """Refuse, without opening it through SQLite, a file that cannot be a SQLite database
-    (header layout: https://www.sqlite.org/fileformat.html)."""
+    (header layout: https://www.sqlite.org/fileformat.html).
+
+    The header is not read again while a store of this process has the file open: closing
+    any file handle on it would release all of this process's POSIX locks on the database
+    (https://www.sqlite.org/howtocorrupt.html, section 2.2), and another process could then
+    delete the write-ahead log under the open connection. That file was checked when it
+    was first opened."""
     try:
+        if sqlite_file_is_held(path):
+            return
         _check_sqlite_file(path, shown)
     except (ValueError, OSError) as e:  # a NUL in the path, a name too long, ...
         raise StoreError(f"cannot use {shown[:200]!r} as a database file ({one_line(e)}): fix --db") from None

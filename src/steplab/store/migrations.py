@@ -16,12 +16,14 @@ leaves the database as it was. History:
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from alembic.operations import Operations
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Column, Connection, Double, String, Text, update
 
 from steplab.store.schema import SCHEMA_VERSION, meta_table, stored_version
+
+if TYPE_CHECKING:  # alembic costs ~0.1 s at import: only an upgrade loads it (``migrate``)
+    from alembic.operations import Operations
 
 
 def _v2_claims(op: Operations) -> None:
@@ -40,6 +42,9 @@ MIGRATIONS: dict[int, Callable[[Operations], None]] = {2: _v2_claims, 3: _v3_set
 def migrate(conn: Connection) -> list[int]:
     """Bring the database on ``conn`` (inside the caller's transaction, under its schema
     lock) from its stored version to ``SCHEMA_VERSION``; return the versions applied."""
+    from alembic.operations import Operations
+    from alembic.runtime.migration import MigrationContext
+
     version = stored_version(conn)
     op = Operations(MigrationContext.configure(conn))
     applied = []

@@ -16,7 +16,14 @@ from sqlalchemy import select, update
 from steplab.errors import StoreError
 from steplab.results import ENDED, FINISHED, EvalRow, StepRow, TrialResult, TrialSpec
 from steplab.store.claims import Claims
-from steplab.store.engine import BUSY_TIMEOUT_S, check_sqlite_file, locate, make_engine, no_database
+from steplab.store.engine import (
+    BUSY_TIMEOUT_S,
+    check_sqlite_file,
+    hold_sqlite_file,
+    locate,
+    make_engine,
+    no_database,
+)
 from steplab.store.leases import Leases
 from steplab.store.notes import Notes
 from steplab.store.rows import (
@@ -189,6 +196,18 @@ class Store(Studies, Claims, Leases, Notes, Traces):
             raise self._no_such("trial", trial_id)
         return dict(row._mapping)
 
+    def trial_infos(self, trial_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """:meth:`trial_info` of many trials in one query per 500 ids (``runs list`` of
+        thousands of trials), ``{id: info}``; ids not stored are left out."""
+        cols = [trials_table.c[c] for c in ("id", "name", "key", "created_at", "finished_at")]
+        ids = sorted({int(i) for i in trial_ids})
+        out: dict[int, dict[str, Any]] = {}
+        with self._tx(f"reading {len(ids)} trials", write=False) as conn:
+            for k in range(0, len(ids), 500):  # SQLite allows 999 bound parameters per statement
+                rows = conn.execute(select(*cols).where(trials_table.c.id.in_(ids[k:k + 500]))).all()
+                out.update({int(r.id): dict(r._mapping) for r in rows})
+        return out
+
     def list_trials(
         self,
         study_id: int | None = None,
@@ -197,10 +216,14 @@ class Store(Studies, Claims, Leases, Notes, Traces):
         *,
         name: str | None = None,
         key: str | None = None,
+        last: int | None = None,
     ) -> list[TrialResult]:
         """Trials in id order, filtered by study, status (one or several), workload, user
-        label and key; ``None`` means no filter."""
-        query = select(trials_table).order_by(trials_table.c.id)
+        label and key; ``None`` means no filter. ``last=N``: only the N newest (highest
+        ids) of those, read without parsing the others."""
+        query = select(trials_table).order_by(trials_table.c.id.desc() if last is not None else trials_table.c.id)
+        if last is not None:
+            query = query.limit(max(0, int(last)))
         if study_id is not None:
             query = query.where(trials_table.c.study_id == study_id)
         if status is not None:
@@ -214,7 +237,7 @@ class Store(Studies, Claims, Leases, Notes, Traces):
             query = query.where(trials_table.c.key == key)
         with self._tx("listing trials", write=False) as conn:
             rows = conn.execute(query).all()
-        return [trial_from_row(r) for r in rows]
+        return [trial_from_row(r) for r in (rows[::-1] if last is not None else rows)]
 
     def finished_by_key(self, study_id: int | None) -> dict[str, TrialResult]:
         """``TrialSpec.key() -> finished trial`` of a study (``None``: trials without a
@@ -286,6 +309,8 @@ def open_store(url: str | Path | None = None, *, upgrade: bool = False,
         check_sqlite_file(where.sqlite_path, where.shown)
     engine = make_engine(where, busy_timeout_s)
     store = Store(engine, shown=where.shown, sqlite_path=where.sqlite_path, busy_timeout_s=busy_timeout_s)
+    if where.sqlite_path is not None:
+        hold_sqlite_file(where.sqlite_path)  # released by Store.close
     try:
         store.applied_migrations = store._init_schema(upgrade=upgrade)
     except BaseException:

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from sqlalchemy import Connection, Table, delete, select, update
 
 from steplab.results import STEP_COLUMNS, EvalRow, StepRow
 from steplab.store.core import StoreCore
 from steplab.store.rows import eval_from_row, eval_values, step_values
 from steplab.store.schema import evals_table, steps_table, trials_table
+
+if TYPE_CHECKING:  # numpy is imported by the reads that return arrays, not at start-up
+    import numpy as np
 
 
 class Traces(StoreCore):
@@ -65,6 +67,8 @@ class Traces(StoreCore):
     def steps(self, trial_id: int) -> dict[str, np.ndarray]:
         """The step trace as ``{column: array}`` for every name in ``STEP_COLUMNS``, in step
         order: ``step`` is int64, the rest float64 with NaN where nothing was recorded."""
+        import numpy as np
+
         rows = self._step_rows(trial_id)
         out: dict[str, np.ndarray] = {}
         for j, column in enumerate(STEP_COLUMNS):

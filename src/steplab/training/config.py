@@ -26,6 +26,9 @@ class TrainConfig:
     #: record gradient and update norms per step (the recorder's cost is measured in
     #: benchmarks/overhead.py)
     record_norms: bool = True
+    #: compute those norms every this many steps (NaN on the others); 1 keeps ``steplab
+    #: refine`` and the bound exactly as every-step norms give them (``Recorder(norm_every=)``)
+    norm_every: int = 1
     #: also evaluate after exactly these update counts (e.g. the ends of the cycles of a
     #: ``budget_cycles`` schedule, ``steplab.studies.tradeoff``), besides every ``eval_every`` steps
     eval_steps: tuple[int, ...] = ()
@@ -47,7 +50,8 @@ class TrainConfig:
         ``TrialSpec.settings`` keys."""
         return {"divergence_factor": float(self.divergence_factor), "eval_steps": sorted(int(k) for k in self.eval_steps),
                 "train_eval_batches": int(self.train_eval_batches), "monitors": list(self.monitors),
-                "monitor_every": None if self.monitor_every is None else int(self.monitor_every)}
+                "monitor_every": None if self.monitor_every is None else int(self.monitor_every),
+                "norm_every": int(self.norm_every)}
 
     def start(self) -> torch.device:
         """The device of this config (:func:`~steplab.training.device.pick_device`), with

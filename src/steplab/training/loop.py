@@ -36,6 +36,7 @@ import torch
 
 from steplab import schedules
 from steplab.algorithms import ResolvedAlgorithm
+from steplab.analysis.timing import TRIAL_STEP_KEY, cell_step_seconds
 from steplab.errors import SpecError
 from steplab.optim import optimizers
 from steplab.optim.modes import eval_mode, train_mode
@@ -153,9 +154,11 @@ def ready(batches: Iterator[Any]) -> Iterator[Any]:
 
 
 def recorder(trainee: Trainee, cfg: TrainConfig, store: Store | None = None, trial_id: int | None = None) -> Recorder:
-    """The recorder of a trainee's run (norms as ``cfg.record_norms`` says); its clock starts now."""
+    """The recorder of a trainee's run (norms as ``cfg.record_norms`` and ``cfg.norm_every``
+    say); its clock starts now."""
     n = cfg.record_norms
-    return Recorder(trainee.opt, store=store, trial_id=trial_id, grad_norm=n, l1=n, update_norm=n)
+    return Recorder(trainee.opt, store=store, trial_id=trial_id, grad_norm=n, l1=n, update_norm=n,
+                    norm_every=cfg.norm_every)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -397,7 +400,8 @@ def run_trial(
                 return None
 
             out = train(trainee, workload, batches, rec, Plan.of(workload, cfg), Hooks(on_eval=on_eval), monitoring)
-        final = {**out.metrics, f"best/{workload.target.metric}": out.best, **(extra_metrics or {})}
+        final = {**out.metrics, f"best/{workload.target.metric}": out.best,
+                 TRIAL_STEP_KEY: cell_step_seconds([rec.step_times()]), **(extra_metrics or {})}
         result = out.result(spec, env, final, trial_id)
         if store is not None and trial_id is not None:
             store.finish_trial(trial_id, result)

@@ -12,12 +12,14 @@ Each optimizer step records one :class:`~steplab.results.StepRow`: the step inde
 cumulative *training* time (time inside ``with rec.evaluating():`` is excluded, DESIGN.md
 "Conventions"), the learning rate of ``param_groups[0]`` used by the step, the loss passed
 to :meth:`Recorder.log`, and global norms of the gradient (l2 and l1) and of the update
-``theta_new - theta_old`` (l2). Norms come from optimizer step hooks
+``theta_new - theta_old`` (l2), every ``norm_every`` steps (default: every step; NaN on the
+others). Norms come from optimizer step hooks
 (``Optimizer.register_step_pre_hook``/``register_step_post_hook``, torch >= 2.0) and
 ``torch._foreach_norm`` over all parameters that have a gradient, as
-``torch.nn.utils.clip_grad_norm_`` computes them. They stay on the device as 0-d tensors and
-are copied to the host once every ``flush_every`` steps, so recording adds no per-step
-host-device synchronization.
+``torch.nn.utils.clip_grad_norm_`` computes them, fused into one kernel per order and
+step (:class:`~steplab.training.trace_values.StepNorms`). They stay on the device and are
+reduced and copied to the host once every ``flush_every`` steps, so recording adds no
+per-step host-device synchronization; timestamps are host ``perf_counter`` readings.
 """
 
 from __future__ import annotations
@@ -36,7 +38,13 @@ from steplab.errors import SpecError, StoreError
 from steplab.results import STEP_COLUMNS, EvalRow, StepRow, TrialResult, current_environment
 from steplab.store import Store, new_worker_id, open_store
 from steplab.training.monitoring import Monitoring, check_every, monitor_list
-from steplab.training.trace_values import global_norm, materialize, split_of, user_trial_spec
+from steplab.training.trace_values import (
+    PartialNorm,
+    StepNorms,
+    materialize,
+    split_of,
+    user_trial_spec,
+)
 
 __all__ = ["Recorder"]
 
@@ -72,6 +80,9 @@ class Recorder:
         l1: also record the global l1 gradient norm.
         update_norm: record ``||theta_new - theta_old||_2``; costs one copy of the
             parameters (preallocated) and two ``_foreach`` kernels per step.
+        norm_every: compute the norms on steps ``0, norm_every, 2*norm_every, ...`` only
+            (the others record NaN norms; loss, lr and time stay per step). 1, the default,
+            keeps ``steplab refine`` and the bound exactly as recorded every step.
         monitors: training-dynamics monitors (``"sharpness,laziness"``,
             :mod:`steplab.monitors`) that :meth:`monitor` measures on ``model`` with
             ``loss_fn(model, batch)`` over the fixed ``probe_batches``, recorded as
@@ -97,6 +108,7 @@ class Recorder:
         name: str | None = None,
         config: Mapping[str, Any] | None = None,
         flush_every: int = 200,
+        norm_every: int = 1,
         grad_norm: bool = True,
         l1: bool = True,
         update_norm: bool = True,
@@ -108,6 +120,8 @@ class Recorder:
     ) -> None:
         if flush_every < 1:
             raise SpecError(f"flush_every must be >= 1, got {flush_every}")
+        if norm_every < 1:
+            raise SpecError(f"norm_every must be >= 1, got {norm_every}")
         if db is not None and store is not None:
             raise SpecError("pass either db= (a path or URL) or store= with trial_id=, not both")
         if (store is None) != (trial_id is None):
@@ -117,23 +131,25 @@ class Recorder:
         self.record_grad_norm = grad_norm
         self.record_l1 = l1
         self.record_update_norm = update_norm
+        self.norm_every = int(norm_every)
+        self._norms = StepNorms(grad_norm, l1, update_norm) if grad_norm or l1 or update_norm else None
         #: number of optimizer steps taken so far; the next step row gets this index
         self.step = 0
         self.eval_time_s = 0.0
         self._start = time.perf_counter()
         self._eval_depth = 0
         self._eval_start = 0.0
+        self._paused_s = 0.0  # time spent writing rows to the store: not training time
         # pending rows: [step, time_s, lr, loss, grad_norm, grad_norm_l1, update_norm]
         self._pending: list[list[Any]] = []
         self._pending_evals: list[EvalRow] = []
+        self._times: list[float] = []  # training time after each update (kept for step_times)
         self._rows: list[StepRow] = []
         self._eval_rows: list[EvalRow] = []
         self._last_metrics: dict[str, float] = {}
         self._logged = True  # the latest step row already has its loss
         self._warned_log = False
-        self._buffers: dict[int, torch.Tensor] = {}
-        self._step_params: list[torch.Tensor] = []
-        self._step_state: list[Any] = []
+        self._step_state: tuple[Any, Any, Any] = (None, None, None)
         self._closed = False
         self._monitors = monitor_list(monitors)
         check_every(monitor_every)
@@ -179,53 +195,29 @@ class Recorder:
                 return str(p.device)
         return "cpu"
 
-    def _params_with_grad(self) -> list[torch.Tensor]:
-        return [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
-
-    @torch.no_grad()
     def _pre_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-        """Before ``optimizer.step()``: flush if due, read lr, gradient norms, snapshot
-        the parameters."""
+        """Before ``optimizer.step()``: flush if due, read lr, gradient norms (when due),
+        snapshot the parameters."""
         if len(self._pending) >= self.flush_every:
             self.flush()
-        lr = optimizer.param_groups[0].get("lr") if optimizer.param_groups else None
-        if isinstance(lr, torch.Tensor):
+        groups = optimizer.param_groups
+        lr = groups[0].get("lr") if groups else None
+        if lr.__class__ is not float and isinstance(lr, torch.Tensor):
             lr = lr.detach().clone()
-        params = self._params_with_grad()
-        gn = gn1 = None
-        if params and (self.record_grad_norm or self.record_l1):
-            grads = [p.grad for p in params]
-            if self.record_grad_norm:
-                gn = global_norm(grads, 2.0)  # type: ignore[arg-type]
-            if self.record_l1:
-                gn1 = global_norm(grads, 1.0)  # type: ignore[arg-type]
-        if self.record_update_norm and params:
-            buffers = [self._buffer(p) for p in params]
-            torch._foreach_copy_(buffers, params)
-            self._step_params = params
+        if self._norms is not None and self.step % self.norm_every == 0:
+            gn, gn1 = self._norms.before(groups)
+            self._step_state = (lr, gn, gn1)
         else:
-            self._step_params = []
-        self._step_state = [lr, gn, gn1]
+            self._step_state = (lr, None, None)
 
-    def _buffer(self, p: torch.Tensor) -> torch.Tensor:
-        buf = self._buffers.get(id(p))
-        if buf is None or buf.shape != p.shape or buf.dtype != p.dtype or buf.device != p.device:
-            buf = torch.empty_like(p, memory_format=torch.preserve_format)
-            self._buffers[id(p)] = buf
-        return buf
-
-    @torch.no_grad()
     def _post_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         """After ``optimizer.step()``: update norm, training time, a pending row."""
-        del optimizer, args, kwargs
-        lr, gn, gn1 = self._step_state or [None, None, None]
-        un = None
-        if self._step_params:
-            buffers = [self._buffers[id(p)] for p in self._step_params]
-            torch._foreach_sub_(buffers, self._step_params)  # old - new, in place
-            un = global_norm(buffers, 2.0)
-            self._step_params = []
-        self._pending.append([self.step, self.train_time_s, lr, None, gn, gn1, un])
+        lr, gn, gn1 = self._step_state
+        self._step_state = (None, None, None)
+        un = self._norms.after() if self._norms is not None else None
+        now = (self._eval_start if self._eval_depth else time.perf_counter()) - self._start - self.eval_time_s - self._paused_s
+        self._pending.append([self.step, now, lr, None, gn, gn1, un])
+        self._times.append(now)
         self.step += 1
         self._logged = False
         if self.monitor_every is not None and self.step % self.monitor_every == 0:
@@ -235,9 +227,10 @@ class Recorder:
     @property
     def train_time_s(self) -> float:
         """Training time so far: wall time since the recorder was built minus time spent in
-        :meth:`evaluating` blocks (a block still open counts from its start)."""
+        :meth:`evaluating` blocks (a block still open counts from its start) and writing rows
+        to the store."""
         now = self._eval_start if self._eval_depth else time.perf_counter()
-        return now - self._start - self.eval_time_s
+        return now - self._start - self.eval_time_s - self._paused_s
 
     def log(self, loss: float | torch.Tensor | None = None, **evals: float | torch.Tensor) -> None:
         """Attach ``loss`` to the step just taken (call it after ``optimizer.step()``) and
@@ -260,7 +253,7 @@ class Recorder:
                             f"log() needs a scalar loss, got shape "
                             f"{tuple(loss.shape)}: pass loss.mean() or loss.item()"
                         )
-                    value: _Value = loss.detach().reshape(())
+                    value: _Value = loss.detach() if loss.dim() == 0 else loss.detach().reshape(())
                 else:
                     value = float(loss)
                 self._pending[-1][3] = value
@@ -310,7 +303,7 @@ class Recorder:
                     "update_norm (the loss goes through log())"
                 )
             j = STEP_COLUMNS.index(column)
-            old[column] = row[j]
+            old[column] = row[j].value() if isinstance(row[j], PartialNorm) else row[j]
             if isinstance(value, torch.Tensor):
                 row[j] = value.detach().reshape(())
             else:
@@ -351,19 +344,26 @@ class Recorder:
                 self.eval_time_s += time.perf_counter() - self._eval_start
 
     def flush(self) -> None:
-        """Copy pending values to the host (one transfer per device) and write the rows:
-        to the store in one transaction per table, or to memory."""
+        """Reduce pending norms, copy pending values to the host (one transfer per device)
+        and write the rows: to the store in one transaction per table (time not counted as
+        training time), or to memory."""
         if self._pending:
             rows = materialize(self._pending)
             self._pending = []
             if self.store is not None:
+                start = time.perf_counter()
                 self.store.append_steps(self.trial_id, rows)  # type: ignore[arg-type]
+                if not self._eval_depth:
+                    self._paused_s += time.perf_counter() - start
             else:
                 self._rows.extend(rows)
         if self._pending_evals:
             evals, self._pending_evals = self._pending_evals, []
             if self.store is not None:
+                start = time.perf_counter()
                 self.store.append_evals(self.trial_id, evals)  # type: ignore[arg-type]
+                if not self._eval_depth:
+                    self._paused_s += time.perf_counter() - start
             else:
                 self._eval_rows.extend(evals)
 
@@ -397,6 +397,10 @@ class Recorder:
             out[column] = np.array(values, dtype=dtype)
         return out
 
+    def step_times(self) -> np.ndarray:
+        """Training time after each update so far (:meth:`trace`'s ``time_s``, not read back)."""
+        return np.asarray(self._times, dtype=np.float64)
+
     # -- closing -----------------------------------------------------------------------
     def close(self, status: str = "budget", message: str = "") -> None:
         """Flush, remove the hooks and, for a trial created from ``db=``, finish it with
@@ -407,7 +411,8 @@ class Recorder:
         self._closed = True
         for handle in self._handles:
             handle.remove()
-        self._buffers.clear()
+        if self._norms is not None:
+            self._norms.clear()
         try:
             self.flush()
             if self._owns_trial and self.store is not None:

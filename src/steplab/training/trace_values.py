@@ -1,17 +1,27 @@
 """The values a :class:`~steplab.training.recorder.Recorder` computes and converts: global
 gradient and update norms (``torch.nn.utils.clip_grad_norm_``'s recipe), metric names with
 their split, pending rows as :class:`~steplab.results.StepRow` s, and the spec of a user's
-own run."""
+own run.
+
+The per-step norms are fused (:class:`StepNorms`): one ``torch._foreach_norm`` per order over
+the gradients, one ``_foreach_copy_`` before the step and one ``_foreach_sub_`` +
+``_foreach_norm`` after it for the update ``theta_old - theta_new``. Each step keeps only its
+per-tensor norms (:class:`PartialNorm`, device tensors); the global norm of every pending
+step is reduced at flush in one ``vector_norm(dim=1)`` per order and copied to the host with
+the other values, once per device (:func:`materialize`). Nothing synchronizes per step.
+"""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 
 from steplab.results import StepRow, TrialSpec
+
+#: gradient dtypes whose norms ``_foreach_norm(..., dtype=torch.float32)`` takes
+_FUSED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
 def jsonable(value: Any) -> Any:
@@ -42,11 +52,12 @@ def global_norm(tensors: list[torch.Tensor], ord: float) -> torch.Tensor:
     dense = [t for t in tensors if not t.is_sparse]
     norms: list[torch.Tensor] = []
     if dense:
-        by_device: dict[torch.device, list[torch.Tensor]] = {}
+        groups: dict[tuple[torch.device, bool], list[torch.Tensor]] = {}
         for t in dense:
-            by_device.setdefault(t.device, []).append(t)
-        for group in by_device.values():
-            norms.extend(n.to(device) for n in torch._foreach_norm(group, ord, dtype=torch.float32))
+            groups.setdefault((t.device, t.dtype in _FUSED_DTYPES), []).append(t)
+        for (_, narrow), group in groups.items():  # float64 in its own precision, then float32
+            kwargs = {"dtype": torch.float32} if narrow else {}
+            norms.extend(n.to(device, torch.float32) for n in torch._foreach_norm(group, ord, **kwargs))
     for t in tensors:
         if t.is_sparse:
             values = t.coalesce().values().to(torch.float32)
@@ -54,27 +65,137 @@ def global_norm(tensors: list[torch.Tensor], ord: float) -> torch.Tensor:
     return torch.linalg.vector_norm(torch.stack(norms), ord)
 
 
+class PartialNorm:
+    """The per-tensor ``ord``-norms of one step (a 1-D float32 device tensor ``(n_1, ...,
+    n_k)``), reduced to the global norm ``||(n_1, ..., n_k)||_ord`` by :func:`materialize`."""
+
+    __slots__ = ("norms", "ord")
+
+    def __init__(self, norms: list[torch.Tensor], ord: float) -> None:
+        self.norms = torch.stack(norms)
+        self.ord = ord
+
+    def value(self) -> torch.Tensor:
+        """The global norm, a 0-d device tensor."""
+        return torch.linalg.vector_norm(self.norms, self.ord)
+
+
+class StepNorms:
+    """The fused per-step norms of a recorder: the gradients' l2 and l1 norms before the
+    optimizer step (:meth:`before`) and the update's l2 norm after it (:meth:`after`), over
+    the parameters that have a gradient. Dense tensors on one device take the fused path;
+    sparse gradients or several devices fall back to :func:`global_norm`."""
+
+    def __init__(self, l2: bool, l1: bool, update: bool) -> None:
+        self.l2, self.l1, self.update = l2, l1, update
+        self._key: tuple[int, ...] = ()
+        self._fused = True
+        self._buffers: list[torch.Tensor] = []
+        self._snapshot: list[torch.Tensor] = []
+
+    def _refresh(self, params: list[torch.Tensor], key: tuple[int, ...]) -> None:
+        grads = [p.grad for p in params]
+        self._fused = len({p.device for p in params}) == 1 and all(
+            not g.is_sparse and g.dtype in _FUSED_DTYPES for g in grads)  # type: ignore[union-attr]
+        self._buffers = [torch.empty_like(p, memory_format=torch.preserve_format) for p in params] if self.update else []
+        self._key = key
+
+    def before(self, param_groups: list[dict[str, Any]]) -> tuple[Any, Any]:
+        """Gradient norms (l2, l1; ``None`` when not asked or no gradient) of the step about
+        to be taken; snapshots the parameters for :meth:`after`."""
+        params = [p for g in param_groups for p in g["params"] if p.grad is not None]
+        self._snapshot = []
+        if not params:
+            return None, None
+        key = tuple(map(id, params))
+        if key != self._key:
+            self._refresh(params, key)
+        grads: list[torch.Tensor] = [p.grad for p in params]  # type: ignore[misc]
+        gn = gn1 = None
+        grad_mode = torch.is_grad_enabled()
+        torch._C._set_grad_enabled(False)  # cheaper than a no_grad() context, twice a step
+        try:
+            if self._fused:
+                if self.l2:
+                    gn = PartialNorm(torch._foreach_norm(grads, 2.0, dtype=torch.float32), 2.0)
+                if self.l1:
+                    gn1 = PartialNorm(torch._foreach_norm(grads, 1.0, dtype=torch.float32), 1.0)
+            else:
+                gn = global_norm(grads, 2.0) if self.l2 else None
+                gn1 = global_norm(grads, 1.0) if self.l1 else None
+            if self.update:
+                try:
+                    torch._foreach_copy_(self._buffers, params)
+                except RuntimeError:  # a parameter changed shape, dtype or device in place
+                    self._refresh(params, key)
+                    torch._foreach_copy_(self._buffers, params)
+                self._snapshot = params
+        finally:
+            torch._C._set_grad_enabled(grad_mode)
+        return gn, gn1
+
+    def after(self) -> Any:
+        """``||theta_old - theta_new||_2`` of the step just taken, or ``None`` without a
+        snapshot."""
+        params, self._snapshot = self._snapshot, []
+        if not params:
+            return None
+        grad_mode = torch.is_grad_enabled()
+        torch._C._set_grad_enabled(False)
+        try:
+            torch._foreach_sub_(self._buffers, params)  # old - new, in place
+            if self._fused:
+                return PartialNorm(torch._foreach_norm(self._buffers, 2.0, dtype=torch.float32), 2.0)
+            return global_norm(self._buffers, 2.0)
+        finally:
+            torch._C._set_grad_enabled(grad_mode)
+
+    def clear(self) -> None:
+        """Drop the buffers (the recorder is closed)."""
+        self._buffers, self._snapshot, self._key = [], [], ()
+
+
 def materialize(pending: list[list[Any]]) -> list[StepRow]:
     """Pending rows ``[step, time_s, lr, loss, grad_norm, grad_norm_l1, update_norm]`` as
-    :class:`StepRow` s, with the tensors among them copied to the host once per device."""
-    by_device: dict[torch.device, list[tuple[int, int]]] = {}
-    tensors: dict[torch.device, list[torch.Tensor]] = {}
-    for i, row in enumerate(pending):
-        for j in range(2, len(row)):
-            value = row[j]
-            if isinstance(value, torch.Tensor):
-                by_device.setdefault(value.device, []).append((i, j))
-                tensors.setdefault(value.device, []).append(value.to(torch.float32))
-    for device, where in by_device.items():
-        values = torch.stack(tensors[device]).cpu().tolist()
-        for (i, j), v in zip(where, values, strict=True):
-            pending[i][j] = v
-    out = []
-    for row in pending:
-        clean = [None if v is None else float(v) for v in row[2:]]
-        clean = [None if v is not None and math.isnan(v) else v for v in clean]
-        out.append(StepRow(int(row[0]), float(row[1]), *clean))
-    return out
+    :class:`StepRow` s (NaN as ``None``): per column, the :class:`PartialNorm` s reduced to
+    global norms in one ``vector_norm(dim=1)`` per device, order and parameter count and the
+    0-d tensors stacked; then one copy to the host per device."""
+    if not pending:
+        return []
+    columns = [list(c) for c in zip(*pending, strict=True)]
+    chunks: dict[torch.device, list[torch.Tensor]] = {}
+    slots: dict[torch.device, list[tuple[list[Any], list[int]]]] = {}
+    for col in columns[2:]:
+        groups: dict[tuple[Any, ...], tuple[list[int], list[torch.Tensor]]] = {}
+        for i, v in enumerate(col):
+            if v is None or v.__class__ is float:
+                continue
+            if v.__class__ is PartialNorm:
+                key: tuple[Any, ...] = (v.norms.device, v.ord, v.norms.shape[0])
+                t = v.norms
+            elif isinstance(v, torch.Tensor):
+                key, t = (v.device,), v
+            else:
+                col[i] = float(v)
+                continue
+            idx, ts = groups.get(key) or groups.setdefault(key, ([], []))
+            idx.append(i)
+            ts.append(t)
+        for key, (idx, ts) in groups.items():
+            stacked = torch.stack(ts)
+            value = stacked.to(torch.float32) if len(key) == 1 else torch.linalg.vector_norm(stacked, key[1], dim=1)
+            chunks.setdefault(key[0], []).append(value)
+            slots.setdefault(key[0], []).append((col, idx))
+    for device, parts in chunks.items():
+        values = (parts[0] if len(parts) == 1 else torch.cat(parts)).cpu().tolist()
+        k = 0
+        for col, idx in slots[device]:
+            for i in idx:
+                col[i] = values[k]
+                k += 1
+    steps, times, *rest = columns
+    clean = [[None if v is None or v != v else float(v) for v in c] for c in rest]  # NaN -> None
+    return [StepRow(int(s), float(t), *vals) for s, t, *vals in zip(steps, times, *clean, strict=True)]
 
 
 def user_trial_spec(optimizer: torch.optim.Optimizer, config: Mapping[str, Any] | None) -> TrialSpec:

@@ -129,6 +129,10 @@ class ShakespeareChar(Workload):
     variants = {"base": "nanoGPT's README CPU configuration: 4 layers, 4 heads, d 128, context 64, batch 12"}
     default_algorithm = "adamw-nanogpt"
     default_hyperparameters = {"lr": 4e-3, "weight_decay": 0.1}  # adamw-nanogpt, lr tuned
+    #: one evaluation (256 windows of 64 predictions) costs about 10 training steps on a CPU:
+    #: 10 per budget (every 200 of nanoGPT's 2000 steps; nanoGPT evaluates every 250) keeps
+    #: evaluation below the training time of a short suite budget
+    evals_per_budget = 10
     #: the model's configuration (the vocabulary is the corpus's)
     config = GPTConfig(block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=False)
 

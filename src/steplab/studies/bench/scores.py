@@ -32,23 +32,28 @@ from steplab.errors import SpecError
 from steplab.results import TrialResult
 from steplab.store import Store
 from steplab.studies import tradeoff
+from steplab.studies.bench.costs import costed_trials
 from steplab.training.jobs import FIRST_PASS
 
 #: suffix of the view of a refined algorithm that counts its second pass only
 SECOND_PASS = " 2nd pass"
-#: the measure of the time table that is ranked (``scoring.MEASURES``)
-TIME_MEASURE = "time_s"
+#: the measure of the time table that is ranked (``scoring.MEASURES``): steps to target x the
+#: cell's per-step cost measured from the traces (``analysis.timing``), so that the machine's
+#: load while a trial ran does not decide the ranking (issue 21); raw wall time stays in
+#: ``TrialResult.time_to_target_s`` and the timing table
+TIME_MEASURE = "cost_s"
 #: the tau at which the profile (and its bands) is tabulated
 PROFILE_TAUS = (1.0, 1.25, 1.5, 2.0, 3.0, 4.0)
 
 
-def scored_trials(store: Store, study_id: int) -> list[TrialResult]:
+def scored_trials(store: Store, study_id: int, stored: Sequence[TrialResult] | None = None) -> list[TrialResult]:
     """The study's finished trials with ``spec.study_id`` set to their *tuning study* (the
-    repetition ``s`` of the spec), which is what ``scoring.time_table`` groups by."""
+    repetition ``s`` of the spec), which is what ``scoring.time_table`` groups by; from
+    ``stored`` (the study's ``list_trials``) when the caller read them already."""
     study = store.get_study(study_id)
     per_study = study["spec"]["trials"] if study["spec"].get("ruleset", "external") == "external" else 1
     out = []
-    for t in store.list_trials(study_id=study_id):
+    for t in store.list_trials(study_id=study_id) if stored is None else stored:
         if t.status == "running" or t.spec.algorithm.endswith(FIRST_PASS) or tradeoff.is_tradeoff(t.spec.algorithm):
             continue
         spec = dataclasses.replace(t.spec, study_id=t.spec.index // per_study)
@@ -108,6 +113,9 @@ class Scores:
     verdict: Verdict | None = None
     no_signal: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
     bootstrap: Bootstrap | None = dataclasses.field(default=None, repr=False, compare=False)
+    #: every trial of the study as stored (running ones too), when :func:`score` read them:
+    #: the report lists them without reading the study again
+    stored: list[TrialResult] | None = dataclasses.field(default=None, repr=False, compare=False)
 
 
 def score(store: Store, study_id: int, *, r_max: float = 4.0, level: float = DEFAULT_LEVEL,
@@ -120,15 +128,22 @@ def score(store: Store, study_id: int, *, r_max: float = 4.0, level: float = DEF
     is a tie); 0.9 rather than 0.95 because a few studies per cell rarely separate anything at
     0.95 after the correction. ``n_resamples`` defaults to ``intervals.resamples_for``;
     ``seed`` seeds the bootstrap (same trials and seed: bit-identical intervals)."""
-    trials = scored_trials(store, study_id)
+    stored = store.list_trials(study_id=study_id)
+    trials = scored_trials(store, study_id, stored)
     if not trials:
         raise SpecError(f"study {study_id} has no finished trials yet; run `steplab bench` first")
-    return score_trials(trials, r_max=r_max, level=level, n_resamples=n_resamples, seed=seed)
+    trials = costed_trials(store, trials)
+    scores = score_trials(trials, r_max=r_max, level=level, n_resamples=n_resamples, seed=seed)
+    scores.stored = stored
+    return scores
 
 
 def score_trials(trials: Sequence[TrialResult], *, r_max: float = 4.0, level: float = DEFAULT_LEVEL,
                  n_resamples: int | None = None, seed: int = 0) -> Scores:
-    """:func:`score` of a list of trials (each distinct ``spec.study_id`` one study)."""
+    """:func:`score` of a list of trials (each distinct ``spec.study_id`` one study). Trials
+    without a measured step cost (``costs.costed_trials``) get one pooled from their cell's
+    ``train_time_s / steps`` (``scoring.ensure_step_costs``)."""
+    trials = scoring.ensure_step_costs(trials)
     try:
         level = check_level(level)
     except ValueError as e:
