@@ -128,7 +128,7 @@ def print_timing(store: Any, trials: list[Any], level: float) -> None:
     from steplab.report.format import MISS, format_time
     from steplab.studies.bench.costs import study_traces
 
-    table = Table(title=Text(f"time axis: cost = steps to target x the cell's ms/step (median over its traced steps); "
+    table = Table(title=Text(f"time axis: cost = steps to target x the cell's ms/step (median over its trials of each one's robust ms/step); "
                              f"raw = wall time; timing noise = {level:.0%} interval of the ms/step over its trials"),
                   title_justify="left")
     for col, justify in (("workload", "left"), ("algorithm", "left"), ("cost", "right"), ("raw", "right"),

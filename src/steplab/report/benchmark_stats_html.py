@@ -38,7 +38,10 @@ HOWTO = """<div class="howto">
 <p><b>How to read this.</b> Each algorithm is tuned on each workload (the ruleset and N
 trials above) and scored by its <b>time to target</b>: how long its fastest trial took to reach
 the workload's validation target, counted in <b>training steps</b> and in <b>seconds of training
-time</b> (evaluation time excluded). With several studies the time is the median over studies.
+time</b>: its steps to target times the algorithm's seconds per step on that workload (each
+trial's median step time, the median over the algorithm's trials there; evaluation excluded), so
+that the machine's load while a trial ran does not decide the order. With several studies the
+time is the median over studies.
 A trial that never reached the target is a <b>miss</b> and counts as an infinite time.</p>
 <p>The <b>performance profile</b> &rho;<sub>a</sub>(&tau;) is the fraction of workloads on which
 algorithm <i>a</i> is within a factor &tau; of the fastest algorithm on that workload
