@@ -102,6 +102,14 @@ def cell_step_interval(traces: Sequence[Trace], *, level: float = DEFAULT_LEVEL,
     return percentile_interval(point, boot[np.isfinite(boot)], level)
 
 
+def cells(trials: Iterable[TrialResult]) -> dict[tuple[str, str], list[TrialResult]]:
+    """``trials`` grouped by cell, ``{(algorithm, workload_key): [trial, ...]}``."""
+    out: dict[tuple[str, str], list[TrialResult]] = {}
+    for t in trials:
+        out.setdefault((t.spec.algorithm, scoring.workload_key(t.spec)), []).append(t)
+    return out
+
+
 def trial_step_seconds(trial: TrialResult) -> float:
     """The trial's own seconds per step kept at its end (``final_metrics[TRIAL_STEP_KEY]``),
     ``nan`` for a trial stored without it."""
@@ -122,11 +130,8 @@ def trace_step_costs(trials: Iterable[TrialResult], traces: Mapping[int, Trace],
     under load is outvoted, and no step row is read), else :func:`cell_step_seconds` of their
     traces (``traces[trial.id]``); a cell with neither is left out (``with_step_costs`` then
     uses ``scoring.step_costs``)."""
-    cells: dict[tuple[str, str], list[TrialResult]] = {}
-    for t in trials:
-        cells.setdefault((t.spec.algorithm, scoring.workload_key(t.spec)), []).append(t)
     out: dict[tuple[str, str], float] = {}
-    for cell, ts in cells.items():
+    for cell, ts in cells(trials).items():
         if summarized(ts):
             out[cell] = float(np.median([trial_step_seconds(t) for t in ts]))
             continue
@@ -165,16 +170,13 @@ def timing_table(trials: Iterable[TrialResult], traces: Mapping[int, Trace], *, 
     costs = trace_step_costs(trials, traces)
     cost = scoring.time_table(scoring.with_step_costs(trials, costs), measure="cost_s")
     raw = scoring.time_table(trials, measure="time_s")
-    by_cell: dict[tuple[str, str], list[TrialResult]] = {}
-    for t in trials:
-        by_cell.setdefault((t.spec.algorithm, scoring.workload_key(t.spec)), []).append(t)
     out: dict[str, dict[str, CellTiming]] = {}
-    for (a, w), ts in sorted(by_cell.items()):
+    for (a, w), ts in sorted(cells(trials).items()):
         mine = [traces[t.id] for t in ts if t.id is not None and t.id in traces]
         iv = cell_step_interval(mine, level=level, seed=seed)
         out.setdefault(a, {})[w] = CellTiming(cost[a][w], raw[a][w], iv, len(ts))
     return out
 
 
-__all__ = ["STEP_PERIOD", "TRIAL_STEP_KEY", "CellTiming", "summarized", "trial_step_seconds", "cell_step_interval", "cell_step_seconds", "timing_table",
-           "trace_step_costs"]
+__all__ = ["STEP_PERIOD", "TRIAL_STEP_KEY", "CellTiming", "cell_step_interval", "cell_step_seconds", "cells",
+           "summarized", "timing_table", "trace_step_costs", "trial_step_seconds"]

@@ -1,6 +1,6 @@
 """The per-step costs of a benchmark's cells: from each trial's own seconds per step kept
-at its end, else measured from the stored traces (``steplab.analysis.timing``), for the robust time axis (``measure="cost_s"``) and the
-timing-noise table."""
+at its end, else measured from the stored traces (``steplab.analysis.timing``), for the
+robust time axis (``measure="cost_s"``) and the timing-noise table."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from steplab.analysis import scoring
-from steplab.analysis.timing import summarized, trace_step_costs
+from steplab.analysis.timing import cells, summarized, trace_step_costs
 from steplab.results import TrialResult
 from steplab.store import Store
 
@@ -19,18 +19,16 @@ def study_traces(store: Store, trials: Sequence[TrialResult], *, all_trials: boo
     ``all_trials=False`` only of the cells in which some trial lacks its own seconds per step
     (``analysis.timing.summarized``), which are the only traces ``trace_step_costs`` reads."""
     if not all_trials:
-        cells: dict[tuple[str, str], list[TrialResult]] = {}
-        for t in trials:
-            cells.setdefault((t.spec.algorithm, scoring.workload_key(t.spec)), []).append(t)
-        trials = [t for ts in cells.values() if not summarized(ts) for t in ts]
+        trials = [t for ts in cells(trials).values() if not summarized(ts) for t in ts]
     ids = sorted({t.id for t in trials if t.id is not None})
     return {i: store.steps(i)["time_s"] for i in ids}
 
 
 def costed_trials(store: Store, trials: Sequence[TrialResult]) -> list[TrialResult]:
-    """``trials`` carrying their cell's per-step cost measured from the traces
-    (``scoring.with_step_costs``; a cell without traces falls back to ``train_time_s /
-    steps``), ready for ``measure="cost_s"``."""
+    """``trials`` carrying their cell's per-step cost (``timing.trace_step_costs``: the median
+    of the trials' own seconds per step, else measured from the traces; a cell with neither
+    falls back to ``train_time_s / steps``, ``scoring.with_step_costs``), ready for
+    ``measure="cost_s"``."""
     return scoring.with_step_costs(trials, trace_step_costs(trials, study_traces(store, trials, all_trials=False)))
 
 

@@ -38,7 +38,7 @@ from steplab.training.jobs import FIRST_PASS
 #: suffix of the view of a refined algorithm that counts its second pass only
 SECOND_PASS = " 2nd pass"
 #: the measure of the time table that is ranked (``scoring.MEASURES``): steps to target x the
-#: cell's per-step cost measured from the traces (``analysis.timing``), so that the machine's
+#: cell's per-step cost (``analysis.timing.trace_step_costs``), so that the machine's
 #: load while a trial ran does not decide the ranking (issue 21); raw wall time stays in
 #: ``TrialResult.time_to_target_s`` and the timing table
 TIME_MEASURE = "cost_s"
