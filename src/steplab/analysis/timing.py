@@ -42,6 +42,8 @@ Trace = np.ndarray
 #: (:func:`cell_step_seconds` of its trace, computed by the loop when it ends), so that the
 #: time axis of a large benchmark does not have to read every step row back
 TRIAL_STEP_KEY = "time/s_per_step"
+#: final metric: seconds the recorder kept off the training clock (its own work, store writes)
+UNTIMED_KEY = "time/untimed_s"
 
 
 def _durations(traces: Sequence[Trace], period: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -178,5 +180,5 @@ def timing_table(trials: Iterable[TrialResult], traces: Mapping[int, Trace], *, 
     return out
 
 
-__all__ = ["STEP_PERIOD", "TRIAL_STEP_KEY", "CellTiming", "cell_step_interval", "cell_step_seconds", "cells",
+__all__ = ["STEP_PERIOD", "TRIAL_STEP_KEY", "UNTIMED_KEY", "CellTiming", "cell_step_interval", "cell_step_seconds", "cells",
            "summarized", "timing_table", "trace_step_costs", "trial_step_seconds"]

@@ -71,13 +71,20 @@ def runs_list(
     from rich.text import Text
 
     from steplab.algorithms.labels import format_value
-    from steplab.store import open_store
+    from steplab.store import quick_list
 
     fmt = common.output_format(as_json, as_csv)
-    with open_store(db, must_exist=True) as store:
-        trials = store.list_trials(study_id=study, workload=workload, last=limit if limit > 0 else None)
-        infos = store.trial_infos([t.id for t in trials if t.id is not None])  # one query, not one per trial
-    names = [infos.get(t.id or 0, {}).get("name") for t in trials]
+    last = limit if limit > 0 else None
+    quick = quick_list.list_trials(db, study_id=study, workload=workload, last=last)  # a SQLite file: no SQLAlchemy
+    if quick is not None:
+        trials, names = quick
+    else:
+        from steplab.store import open_store
+
+        with open_store(db, must_exist=True) as store:
+            trials = store.list_trials(study_id=study, workload=workload, last=last)
+            infos = store.trial_infos([t.id for t in trials if t.id is not None])  # one query, not one per trial
+        names = [infos.get(t.id or 0, {}).get("name") for t in trials]
     if fmt:
         records = [trial_record(t, name) for t, name in zip(trials, names)]
         csv_rows = [{**{k: r[k] for k in CSV_COLUMNS}, "differs": " ".join(f"{k}={format_value(v)}" for k, v in

@@ -18,13 +18,26 @@ Modules, each with one job: ``schema`` (tables, version), ``engine`` (URLs, engi
 SQLite/PostgreSQL specifics, password redaction), ``rows`` (rows to and from objects),
 ``core`` (transactions, schema check), ``studies``, ``claims`` (claims, heartbeats, worker
 ids), ``leases`` (step leases), ``traces``, ``store`` (``Store``, ``open_store``),
-``migrations`` and ``admin`` (``steplab db info|upgrade``). This package only re-exports.
+``migrations`` and ``admin`` (``steplab db info|upgrade``), ``quick_list`` (listing trials of a
+SQLite file with the standard library). This package only re-exports, on first use.
 """
 
-from steplab.store.claims import claim_is_dead, new_worker_id
-from steplab.store.engine import DEFAULT_URL, redact_url, resolve_url
-from steplab.store.schema import SCHEMA_VERSION
-from steplab.store.store import Store, open_store
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from steplab.store.schema_version import SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from steplab.store.claims import claim_is_dead, new_worker_id
+    from steplab.store.engine import DEFAULT_URL, redact_url, resolve_url
+    from steplab.store.store import Store, open_store
+
+# imported on first use (PEP 562): a command that only lists trials of a SQLite file reads
+# them with the standard library (steplab.store.quick_list) and never imports SQLAlchemy
+_LAZY = {"claim_is_dead": "claims", "new_worker_id": "claims", "DEFAULT_URL": "engine", "redact_url": "engine",
+         "resolve_url": "engine", "Store": "store", "open_store": "store"}
 
 __all__ = [
     "DEFAULT_URL",
@@ -36,3 +49,11 @@ __all__ = [
     "redact_url",
     "resolve_url",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"steplab.store.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'steplab.store' has no attribute {name!r}")

@@ -18,6 +18,8 @@ from steplab.errors import StoreError
 from steplab.results import EvalRow, StepRow, TrialResult, TrialSpec
 from steplab.store.engine import one_line
 from steplab.store.schema import STEP_VALUE_COLUMNS
+from steplab.store.trial_rows import null_to_inf as _null_to_inf  # noqa: F401
+from steplab.store.trial_rows import trial_from_row  # noqa: F401  (re-exported)
 
 
 def now_iso() -> str:
@@ -49,10 +51,6 @@ def _inf_to_null(value: float) -> float | None:
     if math.isnan(value):
         raise StoreError("time/steps to target is NaN: use math.inf for 'not reached'")
     return None if math.isinf(value) and value > 0 else value
-
-
-def _null_to_inf(value: float | None) -> float:
-    return math.inf if value is None else float(value)
 
 
 def spec_values(spec: TrialSpec) -> dict[str, Any]:
@@ -143,33 +141,3 @@ def study_from_row(row: Any) -> dict[str, Any]:
             "created_at": row.created_at}
 
 
-def trial_from_row(row: Any) -> TrialResult:
-    """A trials-table row as a :class:`TrialResult` with ``id`` set."""
-    spec = TrialSpec(
-        workload=row.workload,
-        variant=row.variant,
-        algorithm=row.algorithm,
-        algorithm_spec=json.loads(row.algorithm_spec),
-        hyperparameters=json.loads(row.hyperparameters),
-        seed=row.seed,
-        budget_steps=row.budget_steps,
-        study_id=row.study_id,
-        index=row.idx,
-        stop_at_target=bool(row.stop_at_target),
-        settings=json.loads(row.settings),
-    )
-    return TrialResult(
-        spec=spec,
-        status=row.status,
-        steps=row.steps,
-        train_time_s=row.train_time_s,
-        eval_time_s=row.eval_time_s,
-        time_to_target_s=_null_to_inf(row.time_to_target_s),
-        steps_to_target=_null_to_inf(row.steps_to_target),
-        final_metrics=json.loads(row.final_metrics),
-        message=row.message,
-        device=row.device,
-        host=row.host,
-        versions=json.loads(row.versions),
-        id=row.id,
-    )

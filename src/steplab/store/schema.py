@@ -23,10 +23,7 @@ from sqlalchemy import (
 )
 
 from steplab.results import STEP_COLUMNS
-
-#: the schema this steplab reads and writes (history in ``steplab.store.migrations``); an older
-#: database is refused until ``steplab db upgrade``, a newer one always
-SCHEMA_VERSION = 3
+from steplab.store.schema_version import SCHEMA_VERSION  # noqa: F401  (re-exported)
 
 metadata = MetaData()
 

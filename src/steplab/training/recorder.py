@@ -10,7 +10,9 @@
 
 Each optimizer step records one :class:`~steplab.results.StepRow`: the step index (0-based),
 cumulative *training* time (time inside ``with rec.evaluating():`` is excluded, DESIGN.md
-"Conventions"), the learning rate of ``param_groups[0]`` used by the step, the loss passed
+"Conventions", and so is the recorder's own work: its hooks, :meth:`Recorder.log`, reducing
+and writing rows; what remains is the user's loop, so the clock measures the training
+algorithm, not the instrument), the learning rate of ``param_groups[0]`` used by the step, the loss passed
 to :meth:`Recorder.log`, and global norms of the gradient (l2 and l1) and of the update
 ``theta_new - theta_old`` (l2), every ``norm_every`` steps (default: every step; NaN on the
 others). Norms come from optimizer step hooks
@@ -27,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ import torch
 from steplab.errors import SpecError, StoreError
 from steplab.results import STEP_COLUMNS, EvalRow, StepRow, TrialResult, current_environment
 from steplab.store import Store, new_worker_id, open_store
+from steplab.training.clock import TrainingClock
 from steplab.training.monitoring import Monitoring, check_every, monitor_list
 from steplab.training.trace_values import (
     PartialNorm,
@@ -51,7 +54,7 @@ __all__ = ["Recorder"]
 _Value = float | torch.Tensor | None
 
 
-class Recorder:
+class Recorder(TrainingClock):
     """Record one row per optimizer step of ``optimizer`` (see the module docstring).
 
     Three ways to keep the rows:
@@ -135,11 +138,7 @@ class Recorder:
         self._norms = StepNorms(grad_norm, l1, update_norm) if grad_norm or l1 or update_norm else None
         #: number of optimizer steps taken so far; the next step row gets this index
         self.step = 0
-        self.eval_time_s = 0.0
-        self._start = time.perf_counter()
-        self._eval_depth = 0
-        self._eval_start = 0.0
-        self._paused_s = 0.0  # time spent writing rows to the store: not training time
+        self._start_clock()
         # pending rows: [step, time_s, lr, loss, grad_norm, grad_norm_l1, update_norm]
         self._pending: list[list[Any]] = []
         self._pending_evals: list[EvalRow] = []
@@ -197,9 +196,10 @@ class Recorder:
 
     def _pre_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         """Before ``optimizer.step()``: flush if due, read lr, gradient norms (when due),
-        snapshot the parameters."""
+        snapshot the parameters. Its own time is not training time."""
         if len(self._pending) >= self.flush_every:
             self.flush()
+        start = time.perf_counter()
         groups = optimizer.param_groups
         lr = groups[0].get("lr") if groups else None
         if lr.__class__ is not float and isinstance(lr, torch.Tensor):
@@ -209,34 +209,33 @@ class Recorder:
             self._step_state = (lr, gn, gn1)
         else:
             self._step_state = (lr, None, None)
+        if not self._eval_depth:
+            self._paused_s += time.perf_counter() - start
 
     def _post_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-        """After ``optimizer.step()``: update norm, training time, a pending row."""
+        """After ``optimizer.step()``: training time (read first: the rest is the recorder's
+        own work, not training time), update norm, a pending row."""
+        start = time.perf_counter()
+        now = (self._eval_start if self._eval_depth else start) - self._start - self.eval_time_s - self._paused_s
         lr, gn, gn1 = self._step_state
         self._step_state = (None, None, None)
         un = self._norms.after() if self._norms is not None else None
-        now = (self._eval_start if self._eval_depth else time.perf_counter()) - self._start - self.eval_time_s - self._paused_s
         self._pending.append([self.step, now, lr, None, gn, gn1, un])
         self._times.append(now)
         self.step += 1
         self._logged = False
+        if not self._eval_depth:
+            self._paused_s += time.perf_counter() - start
         if self.monitor_every is not None and self.step % self.monitor_every == 0:
             self.monitor()
 
     # -- user calls --------------------------------------------------------------------
-    @property
-    def train_time_s(self) -> float:
-        """Training time so far: wall time since the recorder was built minus time spent in
-        :meth:`evaluating` blocks (a block still open counts from its start) and writing rows
-        to the store."""
-        now = self._eval_start if self._eval_depth else time.perf_counter()
-        return now - self._start - self.eval_time_s - self._paused_s
-
     def log(self, loss: float | torch.Tensor | None = None, **evals: float | torch.Tensor) -> None:
         """Attach ``loss`` to the step just taken (call it after ``optimizer.step()``) and
         record ``evals`` like :meth:`eval`. A tensor loss stays on its device until the next
         flush. Logging twice without a step in between (e.g. a step skipped by
-        ``GradScaler``) drops the second loss with a warning."""
+        ``GradScaler``) drops the second loss with a warning. Its time is not training time."""
+        start = time.perf_counter()
         if loss is not None:
             if self._logged or not self._pending:
                 if not self._warned_log:
@@ -260,6 +259,8 @@ class Recorder:
                 self._logged = True
         if evals:
             self.eval(**evals)
+        if not self._eval_depth:
+            self._paused_s += time.perf_counter() - start
 
     def eval(self, step: int | None = None, **metrics: float | torch.Tensor) -> None:
         """Record evaluation results, e.g. ``rec.eval(**{"validation/loss": 0.3})``.
@@ -329,43 +330,26 @@ class Recorder:
             self._last_metrics.pop(key, None)
         return values
 
-    @contextlib.contextmanager
-    def evaluating(self) -> Iterator[Recorder]:
-        """Time spent inside ``with rec.evaluating():`` is evaluation time: it is left out
-        of ``time_s`` and added to :attr:`eval_time_s`. Blocks may nest."""
-        if self._eval_depth == 0:
-            self._eval_start = time.perf_counter()
-        self._eval_depth += 1
-        try:
-            yield self
-        finally:
-            self._eval_depth -= 1
-            if self._eval_depth == 0:
-                self.eval_time_s += time.perf_counter() - self._eval_start
-
     def flush(self) -> None:
         """Reduce pending norms, copy pending values to the host (one transfer per device)
-        and write the rows: to the store in one transaction per table (time not counted as
-        training time), or to memory."""
+        and write the rows: to the store in one transaction per table, or to memory. Its
+        time is not training time."""
+        start = time.perf_counter()
         if self._pending:
             rows = materialize(self._pending)
             self._pending = []
             if self.store is not None:
-                start = time.perf_counter()
                 self.store.append_steps(self.trial_id, rows)  # type: ignore[arg-type]
-                if not self._eval_depth:
-                    self._paused_s += time.perf_counter() - start
             else:
                 self._rows.extend(rows)
         if self._pending_evals:
             evals, self._pending_evals = self._pending_evals, []
             if self.store is not None:
-                start = time.perf_counter()
                 self.store.append_evals(self.trial_id, evals)  # type: ignore[arg-type]
-                if not self._eval_depth:
-                    self._paused_s += time.perf_counter() - start
             else:
                 self._eval_rows.extend(evals)
+        if not self._eval_depth:
+            self._paused_s += time.perf_counter() - start
 
     # -- reading back ------------------------------------------------------------------
     @property

@@ -7,7 +7,7 @@ The per-step norms are fused (:class:`StepNorms`): one ``torch._foreach_norm`` p
 the gradients, one ``_foreach_copy_`` before the step and one ``_foreach_sub_`` +
 ``_foreach_norm`` after it for the update ``theta_old - theta_new``. Each step keeps only its
 per-tensor norms (:class:`PartialNorm`, device tensors); the global norm of every pending
-step is reduced at flush in one ``vector_norm(dim=1)`` per order and copied to the host with
+step is reduced at flush in one ``stack`` and one ``vector_norm(dim=1)`` per order and copied to the host with
 the other values, once per device (:func:`materialize`). Nothing synchronizes per step.
 """
 
@@ -66,18 +66,20 @@ def global_norm(tensors: list[torch.Tensor], ord: float) -> torch.Tensor:
 
 
 class PartialNorm:
-    """The per-tensor ``ord``-norms of one step (a 1-D float32 device tensor ``(n_1, ...,
-    n_k)``), reduced to the global norm ``||(n_1, ..., n_k)||_ord`` by :func:`materialize`."""
+    """The per-tensor ``ord``-norms of one step (``n_1, ..., n_k``: 0-d float32 device tensors,
+    as ``torch._foreach_norm`` returns them), reduced to the global norm
+    ``||(n_1, ..., n_k)||_ord`` by :func:`materialize` (one stack for all pending steps, not
+    one per step)."""
 
     __slots__ = ("norms", "ord")
 
-    def __init__(self, norms: list[torch.Tensor], ord: float) -> None:
-        self.norms = torch.stack(norms)
+    def __init__(self, norms: list[torch.Tensor] | tuple[torch.Tensor, ...], ord: float) -> None:
+        self.norms = norms
         self.ord = ord
 
     def value(self) -> torch.Tensor:
         """The global norm, a 0-d device tensor."""
-        return torch.linalg.vector_norm(self.norms, self.ord)
+        return torch.linalg.vector_norm(torch.stack(list(self.norms)), self.ord)
 
 
 class StepNorms:
@@ -171,19 +173,21 @@ def materialize(pending: list[list[Any]]) -> list[StepRow]:
             if v is None or v.__class__ is float:
                 continue
             if v.__class__ is PartialNorm:
-                key: tuple[Any, ...] = (v.norms.device, v.ord, v.norms.shape[0])
-                t = v.norms
+                key: tuple[Any, ...] = (v.norms[0].device, v.ord, len(v.norms))
+                idx, ts = groups.get(key) or groups.setdefault(key, ([], []))
+                idx.append(i)
+                ts.extend(v.norms)
             elif isinstance(v, torch.Tensor):
-                key, t = (v.device,), v
+                key = (v.device,)
+                idx, ts = groups.get(key) or groups.setdefault(key, ([], []))
+                idx.append(i)
+                ts.append(v)
             else:
                 col[i] = float(v)
-                continue
-            idx, ts = groups.get(key) or groups.setdefault(key, ([], []))
-            idx.append(i)
-            ts.append(t)
         for key, (idx, ts) in groups.items():
             stacked = torch.stack(ts)
-            value = stacked.to(torch.float32) if len(key) == 1 else torch.linalg.vector_norm(stacked, key[1], dim=1)
+            value = (stacked.to(torch.float32) if len(key) == 1
+                     else torch.linalg.vector_norm(stacked.view(len(idx), key[2]), key[1], dim=1))
             chunks.setdefault(key[0], []).append(value)
             slots.setdefault(key[0], []).append((col, idx))
     for device, parts in chunks.items():
