@@ -266,3 +266,99 @@ def cooldown_cmd(
             f"optimal lr, bound {r['omega_restart']:.4g} (continuing costs {r['ratio'] - 1:.1%} in the bound, saves "
             f"{1 - r['steps_continue'] / r['steps_restart']:.0%} of the steps)"
         )
+
+
+@predict_app.command("select")
+@friendly
+def select_cmd(
+    refs: list[str] = typer.Argument(..., metavar="TRIAL...", help="Runs of two or more schedules, by id or name."),
+    metric: str | None = typer.Option(None, "--metric", help="Fit an evaluated metric (e.g. train/loss) instead of "
+                                      "the per-step training loss."),
+    out: str = typer.Option("law.json", "--out", "-o", help="Write the chosen law, refitted on all runs, here."),
+    db: DbOption = None,
+) -> None:
+    """Choose a law (multi-power, or annealing at each lambda) by leave-one-schedule-out error."""
+    from steplab.analysis import law_select, predict
+    from steplab.store import open_store
+
+    with open_store(db, must_exist=True) as store:
+        trial_ids = trial_refs(store, refs)
+        runs = [predict.load_run(store, t, metric) for t in trial_ids]
+    sel = law_select.select(runs)
+    table = Table(title=f"leave-one-schedule-out error of the final loss over {len(runs)} held-out runs")
+    for col in ("law", "mean", "worst", "curve mean"):
+        table.add_column(col, justify="left" if col == "law" else "right")
+    for label, mean, worst, curve in sel.table():
+        table.add_row(label, f"{mean:.2%}", f"{worst:.2%}", f"{curve:.2%}")
+    console.print(table)
+    chosen = sel.chosen
+    fitted = predict.fit_runs(runs, chosen.law, lam=chosen.lam if chosen.lam is not None else 0.999)
+    fitted.save(out)
+    console.print(f"chosen: {chosen.label}; predictions of unseen schedules carry about +-{sel.q:.2%} "
+                  f"(its worst held-out error); wrote {out}", highlight=False)
+
+
+@predict_app.command("optimize")
+@friendly
+def optimize_cmd(
+    law_files: list[str] = typer.Argument(..., metavar="LAW...", help="Law file(s) from `steplab predict fit` / "
+                                          "`select`; several form an ensemble."),
+    budget_steps: int = typer.Option(..., "--steps", min=3, help="Run length T in updates."),
+    lr: float | None = typer.Option(None, "--lr", help="Peak LR (default: the fitted runs' peak; a law only knows "
+                                    "the LR scale it was fitted at)."),
+    warmup: float = typer.Option(0.0, "--warmup", min=0.0, max=0.5, help="Linear warm-up as a fraction of the run."),
+    objective: str = typer.Option("mean", "--objective", help="mean or worst predicted final loss over the laws."),
+    init: str = typer.Option("best-standard", "--init", help="best-standard, or constant (Luo et al.)."),
+    iterations: int = typer.Option(3000, "--iterations", min=0, help="Projected Adam iterations."),
+    out: str | None = typer.Option(None, "--out", "-o", help="Write the piecewise schedule spec (JSON) here."),
+    plot: str | None = typer.Option(None, "--plot", help="Plot the optimum and the standard schedules to this PNG."),
+) -> None:
+    """The schedule with the lowest predicted final loss (Luo et al. 2025's optimizer)."""
+    import json
+    from pathlib import Path
+
+    import numpy as np
+
+    from steplab import schedules
+    from steplab.analysis import law_optimal, predict
+
+    fitted = [predict.load_law(f) for f in law_files]
+    peak = lr if lr is not None else max(f.peak_lr for f in fitted)
+    w = round(warmup * budget_steps)
+    res = law_optimal.optimize_schedule([f.law for f in fitted], budget_steps, peak, warmup_steps=w,
+                                        objective=objective, init=init, iterations=iterations)
+    agg = np.mean if objective == "mean" else np.max
+    table = Table(title=f"predicted final training loss ({objective} over {len(fitted)} law(s)), {budget_steps} "
+                        f"steps, peak lr {peak:.3g}, warm-up {w} steps")
+    table.add_column("schedule", overflow="fold")
+    table.add_column("final loss", justify="right")
+    table.add_column("vs optimum", justify="right")
+    best = float(agg(res.spec_predicted))
+    rows = [("law-optimal (spec)", best)] + [(name, float(agg(v))) for name, v in res.standard.items()]
+    for name, v in sorted(rows, key=lambda r: r[1]):
+        table.add_row(name, f"{v:.5g}", f"{v - best:+.2g}")
+    console.print(table)
+    post = res.multipliers[w:]
+    below = np.flatnonzero(post < 0.5)
+    console.print(f"  at peak for {res.at_peak_fraction():.0%} of the post-warm-up steps; below half the peak from "
+                  f"step {w + (below[0] if below.size else post.size)}; final lr {res.lrs[-1]:.3g}", highlight=False)
+    if res.suspect:
+        console.print(f"  [bold]warning[/bold]: {res.suspect}; refit on longer runs or use a standard schedule",
+                      highlight=False)
+    console.print("  the gain over a good WSD is often below a law's error on real runs (0.5-1%): "
+                  "measure it (benchmarks/beat.py)", highlight=False)
+    text = json.dumps(res.spec.to_dict())
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text + "\n")
+        console.print(f"wrote {out}: use it as --schedule {out}")
+    if plot:
+        from steplab.report.plots import plot_lines
+
+        steps = np.arange(budget_steps)
+        series = [("law-optimal", steps, res.lrs, {"color": "C0", "lw": 2})]
+        for i, (name, d) in enumerate(law_optimal.STANDARD.items(), 1):
+            spec = schedules.spec_from({**d, "warmup": w / budget_steps} if w else d)
+            series.append((name, steps, peak * np.asarray(schedules.values(schedules.build(spec, budget_steps),
+                                                                           budget_steps)), {"color": f"C{i}", "alpha": 0.6}))
+        console.print(f"wrote {plot_lines(series, plot, ylabel='learning rate', title='law-optimal schedule')}")

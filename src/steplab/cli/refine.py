@@ -19,6 +19,8 @@ def refine_cmd(
     budget_steps: int | None = typer.Option(None, "--steps", min=1, help="Length T' of the run to refine for (default: the recorded run's)."),
     warmup: int = typer.Option(0, "--warmup", min=0, help="Multiply by a linear warm-up of this many steps."),
     exact: bool = typer.Option(False, "--exact", help="Minimize the last-iterate bound numerically instead of the closed form."),
+    monotone: bool = typer.Option(False, "--monotone", help="Project onto non-increasing schedules after the warm-up "
+                                  "(isotonic; fixes a late peak on non-convex problems)."),
     out: str | None = typer.Option(None, "--out", "-o", help="Write the refined schedule spec (JSON) here."),
     plot: str | None = typer.Option(None, "--plot", help="Plot norms, refined and original schedules to this PNG."),
 ) -> None:
@@ -37,6 +39,10 @@ def refine_cmd(
         trial = store.get_trial(trial_id)
         r = refine.refine_trial(store, trial_id, tau=tau, norm=norm, budget_steps=budget_steps, warmup_steps=warmup,
                                 exact_bound=exact)
+        if monotone:
+            from steplab.analysis.refine_variants import monotone as project
+
+            r = project(r)
         original = store.steps(trial_id)["lr"]
         label = run_label(trial.spec, store.trial_info(trial_id).get("name"))
     v = r.values()
