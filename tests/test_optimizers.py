@@ -19,8 +19,12 @@ from steplab.optim import optimizers as O
 SELF_TUNED = {"prodigy", "dadapt-adam", "dog", "ldog", "sgd-schedulefree"}
 
 
-def tiny(seed: int = 0, bn: bool = False) -> nn.Module:
+def tiny(seed: int = 0, bn: bool = False, plain: bool = False) -> nn.Module:
+    """A 4-8-1 MLP with a norm layer (``plain``: none, for continual backprop, whose hidden
+    units are rows of a Linear followed by a parameter-free activation and the next Linear)."""
     torch.manual_seed(seed)
+    if plain:
+        return nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1))
     norm = nn.BatchNorm1d(8) if bn else nn.LayerNorm(8)
     return nn.Sequential(nn.Linear(4, 8), norm, nn.Tanh(), nn.Linear(8, 1))
 
@@ -34,7 +38,7 @@ def step(model: nn.Module, opt: torch.optim.Optimizer, batch: tuple[torch.Tensor
     opt.zero_grad()
     x, y = batch
     loss = ((model(x) - y) ** 2).mean()
-    loss.backward()
+    loss.backward(create_graph=O.needs_graph(opt))  # UPGD's second-order utility
     if O.needs_loss(opt):  # Polyak-type steps (steplab.optim.polyak) read the loss
         opt.step(lambda: loss)
     else:
@@ -50,7 +54,7 @@ def flat(model: nn.Module) -> torch.Tensor:
 # ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", O.optimizer_names())
 def test_every_registry_name_builds_and_steps(name: str) -> None:
-    model = tiny()
+    model = tiny(plain=name.startswith("cbp"))
     before = flat(model).clone()
     opt = O.build_optimizer(name, model, lr=1.0 if name in SELF_TUNED else 1e-2, weight_decay=0.01)
     for batch in data(8):  # RAdam-SF's silent phase skips the first steps

@@ -3,7 +3,8 @@ stability gap (:mod:`steplab.studies.continual`).
 
 ``steplab continual STREAM [options]`` runs; ``steplab continual list`` lists the streams;
 ``steplab continual report ID [ID...]`` tabulates stored continual runs and plots their
-curves."""
+curves. A long stream (``input-permuted``, ``label-permuted``, ``slowly-changing-regression``:
+loss of plasticity) runs and reports through :mod:`steplab.cli.plasticity`."""
 
 from __future__ import annotations
 
@@ -71,9 +72,10 @@ def continual_cmd(
     algorithm: str | None = typer.Option(None, "--algorithm", "-a",
                                          help="Built-in algorithm or .toml (default: adamw at the stream's lr); "
                                               "its schedule is replaced by the stage schedule."),
-    stage_schedule: str = typer.Option("rewarm", "--stage-schedule", "-s",
-                                       help="rewarm, constant, infinite or wsd [:key=value,...]; `none` keeps "
-                                            "the algorithm's own schedule over the whole stream."),
+    stage_schedule: str | None = typer.Option(None, "--stage-schedule", "-s",
+                                              help="rewarm (default), constant, infinite or wsd [:key=value,...]; "
+                                                   "`none` keeps the algorithm's own schedule over the whole stream. "
+                                                   "Long streams: a constant lr unless `none`."),
     replay: float | None = typer.Option(None, "--replay", help="Fraction of each batch from earlier tasks (0 .. <1)."),
     buffer: str | None = typer.Option(None, "--buffer", help="Replay buffer in examples (reservoir), or `all`."),
     eval_every: int | None = typer.Option(None, "--eval-every", min=1,
@@ -82,7 +84,8 @@ def continual_cmd(
                                            help="Evaluation examples per task (windows for charlm-shift)."),
     steps_per_task: int | None = typer.Option(None, "--steps-per-task", min=1, help="Updates per task."),
     batch: int | None = typer.Option(None, "--batch-size", min=1, help="Batch size (replay included)."),
-    tasks: int | None = typer.Option(None, "--tasks", min=2, help="Tasks of permuted-/rotated-digits."),
+    tasks: int | None = typer.Option(None, "--tasks", min=2,
+                                     help="Tasks of permuted-/rotated-digits and of the long streams."),
     angle: float | None = typer.Option(None, "--angle", help="rotated-digits: degrees between tasks."),
     scenario: str | None = typer.Option(None, "--scenario", help="split-digits: class or task (a head per task)."),
     twin: bool = typer.Option(False, "--twin", help="The stream's tuning twin (same configuration, other data)."),
@@ -111,6 +114,10 @@ def continual_cmd(
     if head == "report":
         if not rest:
             raise SpecError("`steplab continual report` needs trials (ids or names), e.g. `steplab continual report 3 4`")
+        from steplab.cli import plasticity
+
+        if plasticity.report_long(rest, db, plot):
+            return None
         return _report(rest, db, plot)
     if rest:
         raise SpecError(f"one stream per run, got {' '.join(args)!r}; run them one after the other")
@@ -120,11 +127,17 @@ def continual_cmd(
     stream = _stream_spec(head, {"replay": replay, "buffer": buffer, "eval_every": eval_every,
                                  "eval_subset": eval_subset, "steps": steps_per_task, "batch": batch,
                                  "tasks": tasks, "angle": angle, "scenario": scenario, "twin": twin or None})
-    algo = _stream_algorithm(algorithm, lr, weight_decay, sets, stream.kind)
     dev = pick_device(device)
     train = TrainConfig(device=str(dev), stop_at_target=False,
                         threads=threads if threads is not None else (1 if dev.type == "cpu" else None))
-    _run(stream, algo, None if stage_schedule.strip().lower() == "none" else stage_schedule, restore, seed, train,
+    if stream.long:
+        from steplab.cli import plasticity
+
+        algo = plasticity.long_algorithm(algorithm, lr, weight_decay, sets, stage_schedule)
+        return plasticity.run_long_cmd(stream, algo, seed, train, name, plot, db)
+    algo = _stream_algorithm(algorithm, lr, weight_decay, sets, stream.kind)
+    policy = stage_schedule or "rewarm"
+    _run(stream, algo, None if policy.strip().lower() == "none" else policy, restore, seed, train,
          name, plot, db)
 
 
@@ -175,7 +188,7 @@ def _list() -> None:
     table.add_column("what it is; options (defaults)")
     for name, info in sorted(STREAMS.items()):
         spec = StreamSpec(name)
-        shown = ", ".join(f"{k}={v}" for k, v in info.defaults.items() if k != "steps")
+        shown = ", ".join(f"{k}={v}" for k, v in info.defaults.items() if k not in ("steps", "tasks"))
         table.add_row(name, f"{spec.tasks} x {info.defaults['steps']}", f"{info.description}; {shown}")
     console.print(table)
 

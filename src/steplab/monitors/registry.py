@@ -12,10 +12,12 @@ from steplab.monitors.grokking import Grokking
 from steplab.monitors.laziness import Laziness
 from steplab.monitors.logits import Logits
 from steplab.monitors.noise_scale import NoiseScale
+from steplab.monitors.plasticity import Plasticity
 from steplab.monitors.sharpness import Sharpness
 
 #: every built-in monitor, by name
-MONITORS: dict[str, type[Monitor]] = {cls.name: cls for cls in (Sharpness, NoiseScale, Laziness, Logits, Grokking)}
+MONITORS: dict[str, type[Monitor]] = {cls.name: cls for cls in (Sharpness, NoiseScale, Laziness, Logits, Grokking,
+                                                                 Plasticity)}
 
 _FORMAT = "write monitors as 'sharpness,gns' or with options 'sharpness:iters=30:method=power,gns:batches=8'"
 

@@ -1,8 +1,9 @@
 """The optimizers steplab knows by name: one :class:`OptimizerInfo` per entry, pointing at a
 class in ``torch.optim``, ``schedulefree`` (Defazio et al. 2024, "The Road Less Scheduled"),
 ``pytorch_optimizer`` (Lion, Prodigy, D-Adaptation, AdaBelief, Adan, Shampoo, SOAP, Muon),
-``dog`` (``dog-optimizer``, Ivgi et al. 2023) or :mod:`steplab.optim.polyak`, with its source
-and steplab's fixed defaults. Lookups are in :mod:`steplab.optim.optimizers`.
+``dog`` (``dog-optimizer``, Ivgi et al. 2023), :mod:`steplab.optim.polyak` or the plasticity
+optimizers (:mod:`steplab.optim.upgd`, :mod:`~steplab.optim.cbp`,
+:mod:`~steplab.optim.regularized`), with its source and steplab's fixed defaults. Lookups are in :mod:`steplab.optim.optimizers`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ class OptimizerInfo:
     #: how parameters are grouped: "decay" (:func:`param_groups`) or "muon"
     #: (:func:`muon_param_groups`: hidden matrices to Muon, the rest to AdamW)
     groups: str = "decay"
+    #: the class takes the model (``model=``) besides its parameters: continual backprop,
+    #: spectral regularization (:mod:`steplab.optim.cbp`, :mod:`steplab.optim.regularized`)
+    needs_model: bool = False
 
 
 BUILTIN: list[OptimizerInfo] = [
@@ -104,6 +108,36 @@ BUILTIN: list[OptimizerInfo] = [
     OptimizerInfo("alr-smag", "steplab.optim.polyak:PolyakMomentum",
                   "generalized Polyak step with heavy-ball momentum (ALR-SMAG), capped at lr",
                   "Wang et al. 2023, arXiv 2305.12939", adam_family=False),
+    # Against loss of plasticity in continual learning (steplab.optim.upgd / cbp / regularized;
+    # docs/tutorials/continual.md, "Plasticity optimizers")
+    OptimizerInfo("upgd", "steplab.optim.upgd:UPGD",
+                  "UPGD: utility-gated perturbed SGD, first-order global utility, protecting",
+                  "Elsayed & Mahmood 2024, arXiv 2404.00781", adam_family=False),
+    OptimizerInfo("upgd-np", "steplab.optim.upgd:UPGD",
+                  "UPGD, non-protecting: the utility gates only the noise",
+                  "Elsayed & Mahmood 2024, arXiv 2404.00781", {"protect": False}, adam_family=False),
+    OptimizerInfo("upgd-so", "steplab.optim.upgd:UPGD",
+                  "UPGD, second-order utility (Hutchinson Hessian diagonal; backward with create_graph)",
+                  "Elsayed & Mahmood 2024, arXiv 2404.00781", {"utility": "second"}, adam_family=False),
+    OptimizerInfo("cbp", "steplab.optim.cbp:ContinualBackprop",
+                  "continual backprop: SGD + reinitialize low-utility mature hidden units (MLPs)",
+                  "Dohare et al. 2024, Nature 632", adam_family=False, needs_model=True),
+    OptimizerInfo("cbp-adam", "steplab.optim.cbp:ContinualBackprop",
+                  "continual backprop on Adam (moments of replaced units restart, AdamGnT)",
+                  "Dohare et al. 2024, Nature 632", {"base": "adam"}, needs_model=True),
+    OptimizerInfo("shrink-perturb", "steplab.optim.regularized:ShrinkPerturb",
+                  "SGD with L2 weight decay (the shrink) + Gaussian noise every step",
+                  "Ash & Adams 2020, arXiv 1910.08475; Dohare et al. 2024", adam_family=False),
+    OptimizerInfo("l2init", "steplab.optim.regularized:L2Init", "SGD + pull toward the initial parameters",
+                  "Kumar et al. 2023, arXiv 2308.11958", adam_family=False),
+    OptimizerInfo("l2init-adam", "steplab.optim.regularized:L2Init", "Adam + pull toward the initial parameters",
+                  "Kumar et al. 2023, arXiv 2308.11958", {"base": "adam"}),
+    OptimizerInfo("spectral", "steplab.optim.regularized:SpectralReg",
+                  "SGD + keep each layer's largest singular value near 1",
+                  "Lewandowski et al. 2025, arXiv 2406.06811", adam_family=False, needs_model=True),
+    OptimizerInfo("spectral-adam", "steplab.optim.regularized:SpectralReg",
+                  "Adam + keep each layer's largest singular value near 1",
+                  "Lewandowski et al. 2025, arXiv 2406.06811", {"base": "adam"}, needs_model=True),
 ]
 
 # for bring-your-own classes: names that mark an Adam-like or sign-like update

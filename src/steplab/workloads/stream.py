@@ -24,6 +24,10 @@ and kept out of the eval rows, and ``stages_infinite`` keeps training the anneal
 
 The workload counts the training batches it hands out to know which tasks to evaluate:
 one instance runs one trial at a time (as ``run_trial`` uses it).
+
+A long stream (``stream:input-permuted+tasks=200``, ``label-permuted``,
+``slowly-changing-regression``: loss of plasticity, online accuracy per task) is built as a
+:class:`steplab.workloads.long_workload.LongStreamWorkload` instead.
 """
 
 from __future__ import annotations
@@ -80,6 +84,17 @@ class StreamWorkload(Workload):
     # into the `full` suite, which enumerates variants)
     variants: dict[str, str] = {}
     default_algorithm = "adamw-cosine"
+
+    def __new__(cls, variant: str = "base", **overrides: Any) -> Any:
+        """A long stream's variant builds (and initializes) a ``LongStreamWorkload``, a
+        workload of its own (online metrics, no accuracy matrix)."""
+        if cls is StreamWorkload and isinstance(variant, str):
+            info = STREAMS.get(variant.split("+", 1)[0].strip())
+            if info is not None and info.kind in ("online", "regression"):
+                from steplab.workloads.long_workload import LongStreamWorkload
+
+                return LongStreamWorkload(variant, **overrides)
+        return object.__new__(cls)
 
     def __init__(self, variant: str = "base", *, budget_steps: int | None = None,
                  target: Target | None = None) -> None:

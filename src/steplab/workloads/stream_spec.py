@@ -19,13 +19,19 @@ class StreamInfo:
     """A built-in stream: its kind, description, and default options."""
 
     name: str
-    kind: str  # "classification" or "lm"
+    kind: str  # "classification", "lm"; long streams (online metrics): "online" or "regression"
     description: str
     defaults: dict[str, Any]
 
 
 _COMMON = {"steps": 100, "batch": 32, "replay": 0.0, "buffer": 200, "eval_every": 1, "eval_subset": 1000,
            "twin": False}
+#: the long streams' options (:mod:`steplab.workloads.long_streams`): ``tasks`` x ``steps`` updates
+#: of ``batch`` examples; an MLP of ``depth`` hidden layers of ``width`` ``act`` units; probe
+#: metrics on ``probe`` examples of the new task every ``probe_every`` task starts; ``reset`` at
+#: task starts
+_LONG = {"steps": 100, "batch": 16, "tasks": 200, "data": "digits", "width": 100, "depth": 2, "act": "relu",
+         "probe": 1000, "probe_every": 1, "reset": "none", "shrink": 0.4, "noise": 0.1}
 STREAMS: dict[str, StreamInfo] = {
     s.name: s
     for s in (
@@ -39,10 +45,25 @@ STREAMS: dict[str, StreamInfo] = {
                    {**_COMMON, "tasks": 5, "angle": None}),
         StreamInfo("charlm-shift", "lm", "char LM continued from Python source to English prose (CPT proxy)",
                    {**_COMMON, "steps": 400, "buffer": "all", "eval_every": 10, "eval_subset": 64}),
+        # long streams (loss of plasticity; steplab.workloads.long_streams): online metrics per task
+        StreamInfo("input-permuted", "online",
+                   "long stream: a new random input permutation per task, online accuracy per task",
+                   dict(_LONG)),
+        StreamInfo("label-permuted", "online",
+                   "long stream: a new random label permutation per task, online accuracy per task",
+                   dict(_LONG)),
+        StreamInfo("slowly-changing-regression", "regression",
+                   "long stream: Dohare et al.'s slowly-changing regression, online MSE per period",
+                   {**_LONG, "steps": 10000, "batch": 1, "tasks": 20, "width": 5, "depth": 1, "data": "bits",
+                    "flip": "one"}),
     )
 }
 _KINDS = {"steps": int, "batch": int, "replay": float, "buffer": object, "eval_every": int, "eval_subset": int,
-          "twin": bool, "scenario": str, "tasks": int, "angle": float}
+          "twin": bool, "scenario": str, "tasks": int, "angle": float, "width": int, "depth": int, "probe": int,
+          "probe_every": int, "data": str, "act": str, "reset": str, "flip": str, "shrink": float, "noise": float}
+#: the options of the long streams' data, nets and task-boundary resets
+LONG_DATA, LONG_ACTS, LONG_RESETS, LONG_FLIPS = ("digits", "mnist1d"), ("relu", "tanh", "sigmoid", "leaky_relu", "elu"), \
+    ("none", "shrink-perturb"), ("one", "all")
 
 
 def stream_names() -> list[str]:
@@ -92,6 +113,11 @@ class StreamSpec:
         return STREAMS[self.name].kind
 
     @property
+    def long(self) -> bool:
+        """A long stream (online metrics per task, no accuracy matrix)."""
+        return self.kind in ("online", "regression")
+
+    @property
     def key(self) -> str:
         return self.name + "".join(f"+{k}={_fmt(v)}" for k, v in self.options)
 
@@ -109,7 +135,7 @@ class StreamSpec:
         multiple of ``eval_every``, so every task end stays an evaluation)."""
         from steplab.workloads.scale import scaled_steps
 
-        return scaled_steps(int(self.get("steps")), multiple_of=int(self.get("eval_every")))
+        return scaled_steps(int(self.get("steps")), multiple_of=int(self.get("eval_every", 1)))
 
     @property
     def budget_steps(self) -> int:
@@ -127,11 +153,14 @@ class StreamSpec:
 
 def _validate(name: str, o: dict[str, Any]) -> None:
     where = f"stream {name!r}"
-    for key in ("steps", "batch", "eval_every", "eval_subset", "tasks"):
+    for key in ("steps", "batch", "eval_every", "eval_subset", "tasks", "width", "depth", "probe", "probe_every"):
         if key in o and (isinstance(o[key], bool) or not isinstance(o[key], int) or o[key] < 1):
             raise SpecError(f"{where}: {key} must be a positive integer, got {o[key]!r}")
     if "tasks" in o and o["tasks"] < 2:
         raise SpecError(f"{where}: tasks must be >= 2 for a continual stream, got {o['tasks']}")
+    if "probe" in o:  # a long stream
+        _validate_long(name, where, o)
+        return
     r = o["replay"]
     if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0.0 <= r < 1.0:
         raise SpecError(f"{where}: replay is the fraction of each batch from earlier tasks, in [0, 1); got {r!r}")
@@ -148,6 +177,19 @@ def _validate(name: str, o: dict[str, Any]) -> None:
     a = o.get("angle")
     if a is not None and (isinstance(a, bool) or not isinstance(a, (int, float)) or not math.isfinite(a)):
         raise SpecError(f"{where}: angle must be a number of degrees, got {a!r}")
+
+
+def _validate_long(name: str, where: str, o: dict[str, Any]) -> None:
+    for key, allowed in (("act", LONG_ACTS), ("reset", LONG_RESETS), ("flip", LONG_FLIPS)):
+        if o.get(key, allowed[0]) not in allowed:
+            raise SpecError(f"{where}: {key} must be one of {', '.join(allowed)}, got {o[key]!r}")
+    for key in ("shrink", "noise"):
+        v = o[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise SpecError(f"{where}: {key} must be a number >= 0, got {v!r}")
+    regression = STREAMS[name].kind == "regression"
+    if (o["data"] != "bits") if regression else (o["data"] not in LONG_DATA):
+        raise SpecError(f"{where}: data must be {'bits' if regression else ' or '.join(LONG_DATA)}, got {o['data']!r}")
 
 
 def _value(key: str, text: str, stream: str) -> Any:
