@@ -16,6 +16,7 @@ SRC = pathlib.Path(__file__).resolve().parents[1] / "src" / "steplab"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "results", "version"),
     ("schedules",),
+    ("curricula",),
     ("optim",),
     ("algorithms",),
     ("workloads",),

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from steplab import schedules
+from steplab.algorithms import curriculum
 from steplab.algorithms.keys import ALIASES, FIELD_HP, HYPERPARAMETERS, parse_key
 from steplab.algorithms.space import Choice, SearchSpace, space_from_dict, space_to_dict
 from steplab.algorithms.tomlfmt import toml_key, toml_value
@@ -56,7 +57,7 @@ def _float(who: str, key: str, v: Any, *, low: float = 0.0, low_open: bool = Fal
 
 def _normalize(obj: Any, who: str) -> None:
     """Validate and normalize the fields an Algorithm and a ResolvedAlgorithm share."""
-    from steplab.optim import optimizers  # torch: imported on use, so the CLI starts without it
+    from steplab.optim import registry as optimizers  # torch-free: specs are checked without torch
 
     set_ = object.__setattr__
     if not isinstance(obj.optimizer, str) or not obj.optimizer.strip():
@@ -81,6 +82,10 @@ def _normalize(obj: Any, who: str) -> None:
     except SpecError as e:
         raise SpecError(f"{who}: {e}") from None
     set_(obj, "schedule", _jsonable(spec.to_dict()))
+    try:
+        set_(obj, "curriculum", _jsonable(curriculum.normalize(obj.curriculum)))
+    except SpecError as e:
+        raise SpecError(f"{who}: {e}") from None
 
 
 # ----------------------------------------------------------------------------------
@@ -103,6 +108,8 @@ class ResolvedAlgorithm:
     label_smoothing: float = 0.0
     grad_clip: float | None = None
     hyperparameters: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: the data schedule (:mod:`steplab.algorithms.curriculum`)
+    curriculum: dict[str, Any] = dataclasses.field(default_factory=lambda: dict(curriculum.UNIFORM))
 
     def __post_init__(self) -> None:
         _normalize(self, f"algorithm {self.name!r}")
@@ -125,7 +132,11 @@ class ResolvedAlgorithm:
         return opt, schedules.to_lr_scheduler(opt, self.build_schedule(budget_steps))
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(dataclasses.asdict(self))
+        """JSON-able form; a uniform ``curriculum`` is left out (records keep their form)."""
+        d = _jsonable(dataclasses.asdict(self))
+        if curriculum.is_uniform(d["curriculum"]):
+            del d["curriculum"]
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ResolvedAlgorithm:
@@ -154,6 +165,8 @@ class Algorithm:
         search_space: hyperparameter name -> ``LogUniform``/``Uniform``/``Choice``
             (or its JSON form); names as in the module docstring.
         description: one line for ``steplab algorithms list``.
+        curriculum: the data schedule, a table or spec text (``"easy-to-hard:pacing=root"``;
+            :mod:`steplab.algorithms.curriculum`); default uniform.
     """
 
     name: str
@@ -167,6 +180,7 @@ class Algorithm:
     grad_clip: float | None = None
     search_space: SearchSpace = dataclasses.field(default_factory=dict)
     description: str = ""
+    curriculum: dict[str, Any] = dataclasses.field(default_factory=lambda: dict(curriculum.UNIFORM))
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -200,6 +214,7 @@ class Algorithm:
         fields: dict[str, Any] = {k: getattr(self, k) for k in FIELD_HP}
         sched = dict(self.schedule)
         okw = dict(self.optimizer_kwargs)
+        cur = dict(self.curriculum)
         betas: dict[str, Any] = {}
         for raw, v in hp.items():
             key = parse_key(raw)
@@ -215,17 +230,19 @@ class Algorithm:
                 sched[key.name] = v
             elif key.table == "optimizer":
                 okw[key.name] = v
+            elif key.table == "curriculum":
+                cur = {"name": v} if key.name == "name" else {**cur, key.name: v}
             else:
                 raise SpecError(f"{who}: unknown hyperparameter {raw!r}; use one of "
-                                f"{', '.join(HYPERPARAMETERS)}, schedule.<key> or optimizer.<key>")
+                                f"{', '.join(HYPERPARAMETERS)}, schedule.<key>, optimizer.<key> or curriculum.<key>")
         try:
-            from steplab.optim import optimizers
+            from steplab.optim import registry as optimizers
 
             okw = optimizers.resolve_kwargs(self.optimizer, {**okw, **betas})
         except SpecError as e:
             raise SpecError(f"{who}: {e}") from None
         return ResolvedAlgorithm(self.name, self.optimizer, okw, schedule=sched,
-                                 hyperparameters=dict(hp), **fields)
+                                 hyperparameters=dict(hp), curriculum=cur, **fields)
 
     def resolved(self) -> ResolvedAlgorithm:
         """This algorithm's own settings (no hyperparameter changes)."""
@@ -236,7 +253,7 @@ class Algorithm:
         ``lr``, ``weight_decay``, ``warmup``, ``label_smoothing``, the betas or momentum the
         optimizer has, and the current value of every search-space key. Applying it with
         :meth:`with_hyperparameters` reproduces this algorithm's settings."""
-        from steplab.optim import optimizers
+        from steplab.optim import registry as optimizers
 
         eff = {**optimizers.default_kwargs(self.optimizer), **self.optimizer_kwargs}
         sched = schedules.spec_from(self.schedule).resolved()
@@ -258,6 +275,8 @@ class Algorithm:
                 out[raw] = sched.get(key.name)
             elif key.table == "optimizer":
                 out[raw] = eff.get(key.name)
+            elif key.table == "curriculum":
+                out[raw] = curriculum.option_default(self.curriculum, key.name)
             elif key.kind == "momentum":
                 out[raw] = eff.get("momentum")
         for key in keys.values():  # the one_minus_ form replaces the plain one
@@ -272,6 +291,8 @@ class Algorithm:
         """JSON-able form; ``Algorithm.from_dict`` inverts it exactly."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         d["search_space"] = space_to_dict(self.search_space)
+        if curriculum.is_uniform(d["curriculum"]):
+            del d["curriculum"]
         return _jsonable(d)
 
     @classmethod
@@ -297,7 +318,9 @@ class Algorithm:
                     "label_smoothing", "grad_clip"):
             if d[key] is not None:
                 lines.append(f"{key} = {toml_value(d[key])}")
-        for table in ("optimizer_kwargs", "schedule", "search_space"):
+        for table in ("optimizer_kwargs", "schedule", "search_space", "curriculum"):
+            if table not in d:
+                continue
             lines.append("")
             lines.append(f"[{table}]")
             lines.extend(f"{toml_key(k)} = {toml_value(v)}" for k, v in d[table].items())

@@ -13,6 +13,7 @@ and ``--set`` overrides use.
 ``grad_clip``, ``batch_size``  the fields of the same name
 ``schedule.<key>``          any parameter of the schedule (``schedule.decay``)
 ``optimizer.<key>``         any optimizer kwarg (``optimizer.nesterov``)
+``curriculum.<key>``        any option of the data schedule (``curriculum.start``; ``curriculum.name``)
 ``search_space.<name>``     one parameter of the search space (``--set`` only)
 ==========================  =====================================================
 """
@@ -28,8 +29,8 @@ ALIASES = {"learning_rate": "lr", "warmup_factor": "warmup"}
 FIELD_HP = ("lr", "weight_decay", "label_smoothing", "grad_clip", "batch_size")
 BETA_HP = ("beta1", "one_minus_beta1", "beta2", "one_minus_beta2")
 HYPERPARAMETERS = (*FIELD_HP, "warmup", *BETA_HP, "momentum")
-#: the tables a dotted key reaches into: ``schedule.decay``, ``optimizer.nesterov``...
-TABLES = ("schedule", "optimizer", "search_space")
+#: the tables a dotted key reaches into: ``schedule.decay``, ``optimizer.nesterov``, ``curriculum.start``...
+TABLES = ("schedule", "optimizer", "search_space", "curriculum")
 _ONE_MINUS = "one_minus_"
 
 

@@ -53,7 +53,7 @@ def _base_name(algorithm: str) -> str:
 def _effective_kwargs(optimizer: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """The optimizer kwargs with the registry's defaults filled in (a registry name only;
     a ``module:Class`` optimizer is compared as stored)."""
-    from steplab.optim import optimizers
+    from steplab.optim import registry as optimizers  # torch-free
 
     if optimizer not in optimizers.optimizer_names():
         return dict(kwargs)
@@ -70,8 +70,8 @@ def config_diff(spec: TrialSpec) -> dict[str, Any]:
     """The settings of the run ``spec`` that differ from the built-in algorithm of the same
     name, in a stable order: ``optimizer``, ``lr``, ``wd``, batch size, label smoothing,
     gradient clipping, then the schedule (``schedule=wsd:...`` when the schedule itself
-    differs, else its keys such as ``warmup``) and the optimizer kwargs (``beta2``,
-    ``eps``...). For an algorithm that is not a built-in: its peak ``lr`` when known."""
+    differs, else its keys such as ``warmup``), the optimizer kwargs (``beta2``,
+    ``eps``...) and a data schedule that is not uniform (``curriculum=easy-to-hard``). For an algorithm that is not a built-in: its peak ``lr`` when known."""
     from steplab import schedules
     from steplab.algorithms.baselines import builtins
     from steplab.errors import SteplabError
@@ -80,7 +80,10 @@ def config_diff(spec: TrialSpec) -> dict[str, Any]:
     ref = builtins().get(_base_name(spec.algorithm or ""))
     if ref is None or "lr" not in mine:
         lr = mine.get("lr", spec.hyperparameters.get("lr"))
-        return {"lr": lr} if isinstance(lr, int | float) and not isinstance(lr, bool) else {}
+        own = {"lr": lr} if isinstance(lr, int | float) and not isinstance(lr, bool) else {}
+        if isinstance(mine.get("curriculum"), Mapping):
+            own["curriculum"] = _curriculum_text(mine["curriculum"])
+        return own
     theirs = ref.resolved().to_dict()
     out: dict[str, Any] = {}
     if mine.get("optimizer", theirs["optimizer"]) != theirs["optimizer"]:
@@ -109,7 +112,21 @@ def config_diff(spec: TrialSpec) -> dict[str, Any]:
     for k, v in k_mine.items():
         if k_theirs.get(k) != v:
             out.update(_kwarg_diff(k, v, k_theirs.get(k)))
+    if isinstance(mine.get("curriculum"), Mapping):  # stored only when not uniform
+        out["curriculum"] = _curriculum_text(mine["curriculum"])
     return out
+
+
+def _curriculum_text(table: Mapping[str, Any]) -> str:
+    """The data schedule in a label (``easy-to-hard:pacing=root``), as stored when this
+    steplab no longer knows it."""
+    from steplab.algorithms import curriculum
+    from steplab.errors import SteplabError
+
+    try:
+        return curriculum.key(table)
+    except SteplabError:
+        return ",".join(f"{k}={v}" for k, v in table.items())
 
 
 def run_label(spec: TrialSpec, name: str | None = None) -> str:

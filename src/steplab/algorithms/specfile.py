@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from steplab import schedules
+from steplab.algorithms import curriculum
 from steplab.algorithms.algorithm import Algorithm
 from steplab.algorithms.keys import ALIASES, BETA_HP, parse_key
 from steplab.errors import SpecError, read_text_file
@@ -62,6 +63,7 @@ def apply_overrides(algo: Algorithm, overrides: Sequence[str]) -> Algorithm:
     Keys: the Algorithm's fields (``lr``, ``optimizer``, ``schedule`` as a spec string like
     ``cosine:end=0.1``, ``optimizer_kwargs``/``search_space`` as inline tables...),
     ``warmup``, ``beta1``-style keys, ``momentum``, ``schedule.<key>``, ``optimizer.<key>``,
+    ``curriculum`` (a spec text like ``easy-to-hard:pacing=root``), ``curriculum.<key>``,
     ``search_space.<name>``. Values are TOML scalars (``3e-3``, ``true``, ``[0.9, 0.95]``,
     ``{log_uniform = [1e-4, 1e-2]}``); a value that is not TOML is taken as a string;
     ``none`` clears ``batch_size``/``grad_clip``. Unknown keys raise ``SpecError``.
@@ -97,9 +99,15 @@ def apply_overrides(algo: Algorithm, overrides: Sequence[str]) -> Algorithm:
             d["optimizer_kwargs"] = {**table("optimizer_kwargs"), parsed.name: value}
         elif parsed.table == "search_space":
             d["search_space"] = {**table("search_space"), parsed.name: value}
+        elif parsed.table == "curriculum":
+            if isinstance(d.get("curriculum"), str):
+                d["curriculum"] = curriculum.normalize(d["curriculum"])
+            d.setdefault("curriculum", dict(curriculum.UNIFORM))
+            sub = parsed.name
+            d["curriculum"] = {"name": value} if sub == "name" else {**table("curriculum"), sub: value}
         else:
             raise SpecError(f"--set {key if key.isprintable() else repr(key)}: unknown setting; use one of {', '.join(fields)}, warmup, "
-                            f"{', '.join(BETA_HP)}, momentum, schedule.<key>, optimizer.<key>, search_space.<name>")
+                            f"{', '.join(BETA_HP)}, momentum, schedule.<key>, optimizer.<key>, curriculum.<key>, search_space.<name>")
         if key == "schedule" and isinstance(value, str):
             try:
                 d["schedule"] = schedules.spec_from(value).to_dict()

@@ -42,6 +42,8 @@ def bench_cmd(
     studies: int | None = typer.Option(None, "--studies", help="Independent studies (the median over them is scored)."),
     seed: int | None = typer.Option(None, "--seed", help="Base seed of the QMC draws and the training runs."),
     sets: list[str] = typer.Option([], "--set", help="Override a field of every algorithm: key=value."),
+    curriculum: str | None = typer.Option(None, "--curriculum", help="Data schedule of every algorithm "
+                                          "(easy-to-hard:pacing=root...; the same as --set curriculum=...)."),
     name: str | None = typer.Option(None, "--name", help="Name of the benchmark in the store (re-use it to resume)."),
     workers: int | None = typer.Option(None, "--workers", "-j", min=1, help="Parallel workers (default 1; with --ray, every CPU)."),
     ray: bool = typer.Option(False, "--ray", help="Run trials on a pool of long-lived Ray actors, one per CPU (local Ray unless --ray-address)."),
@@ -67,7 +69,7 @@ def bench_cmd(
     spec = _bench_spec(spec_file, {
         "suite": suite, "algorithms": algorithms, "workloads": workloads, "ruleset": ruleset, "trials": trials,
         "studies": studies, "seed": seed, "name": name, "tradeoff": tradeoff, "until_confident": until_confident,
-        "max_studies": max_studies}, sets)
+        "max_studies": max_studies}, [*sets, *([f"curriculum={curriculum}"] if curriculum else [])])
     url = resolve_url(db)
     t0 = time.perf_counter()
     with open_store(url) as store:

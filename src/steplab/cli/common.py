@@ -212,13 +212,21 @@ def print_outcome(trial_id: int | None, status: str, target: Any, steps_to_targe
         console.print(f"  time to target: {steps_to_target:.0f} steps, {time_to_target_s:.2f} s of training")
 
 
+CurriculumOption = Annotated[str | None, typer.Option(
+    "--curriculum", help="Data schedule: uniform (default), easy-to-hard, hard-to-easy, random-order, cyclical, "
+    "self-paced, lp-bandit, alp-gmm, skill-it, with options as easy-to-hard:pacing=root,start=0.2 (score=reference: "
+    "difficulty from a reference model's loss); needs a workload with tasks (see docs/tutorials/curricula.md).")]
+
+
 def build_algorithm(
     algorithm: str | None, optimizer: str | None = None, lr: float | None = None,
     weight_decay: float | None = None, schedule: str | None = None, sets: Sequence[str] | None = None,
+    curriculum: str | None = None,
 ) -> Algorithm:
     """The algorithm the flags name: a built-in name or TOML file (``--algorithm``), or the
     default algorithm for ``--optimizer``/``--schedule``; then the single-field flags, then
-    the ``--set key=value`` overrides (:func:`steplab.algorithms.apply_overrides`)."""
+    the ``--set key=value`` overrides (:func:`steplab.algorithms.apply_overrides`);
+    ``curriculum`` is a data schedule spec (``easy-to-hard:pacing=root``)."""
     import dataclasses
 
     from steplab import algorithms, schedules
@@ -239,6 +247,8 @@ def build_algorithm(
         changes["lr"] = lr
     if weight_decay is not None:
         changes["weight_decay"] = weight_decay
+    if curriculum is not None:
+        changes["curriculum"] = curriculum
     if changes:
         algo = dataclasses.replace(algo, **changes)
     if sets:

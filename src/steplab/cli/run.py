@@ -7,6 +7,7 @@ import typer
 
 from steplab.cli.common import (
     BudgetStepsOption,
+    CurriculumOption,
     DbOption,
     DeviceOption,
     LrOption,
@@ -40,6 +41,7 @@ def run_cmd(
     weight_decay: WeightDecayOption = None,
     schedule: str | None = typer.Option(None, "--schedule", "-s", help="Schedule spec, e.g. cosine:end=0.0,warmup=0.05"),
     sets: SetsOption = None,
+    curriculum: CurriculumOption = None,
     seed: SeedOption = 0,
     variant: VariantOption = None,
     budget_steps: BudgetStepsOption = None,
@@ -62,16 +64,18 @@ def run_cmd(
     from steplab import workloads
     from steplab.store import open_store
     from steplab.training.config import TrainConfig
+    from steplab.training.curriculum import check
     from steplab.training.device import pick_device
     from steplab.training.loop import run_trial
     from steplab.training.monitoring import monitor_list
 
     wl = workloads.get(workload, variant, budget_steps=budget_steps)
-    algo = build_algorithm(algorithm, optimizer, lr, weight_decay, schedule, sets).resolved()
+    algo = build_algorithm(algorithm, optimizer, lr, weight_decay, schedule, sets, curriculum).resolved()
     cfg = TrainConfig(device=str(pick_device(device)), stop_at_target=stop_at_target,
                       train_eval_batches=train_eval_batches, monitors=tuple(monitor or ()), monitor_every=monitor_every,
                       norm_every=norm_every)
     monitor_list(cfg.monitors)  # an unknown monitor fails here, before the store is opened
+    check(wl, algo)  # so does a curriculum on a workload without tasks
     target = wl.target
     with interruptible("run the same command again to start a new run"), open_store(db) as store, \
             progress_bar("[bold]{task.description}") as bar:

@@ -13,6 +13,7 @@ from steplab.algorithms.defaults import DEFAULT_ALGORITHM
 from steplab.cli.common import (
     AlgorithmOption,
     CsvOption,
+    CurriculumOption,
     DbOption,
     JsonOption,
     SetsOption,
@@ -45,6 +46,7 @@ def tune_cmd(
     mode: str = typer.Option("min", "--mode", help="min or max."),
     population: int | None = typer.Option(None, "--population", min=2, help="pbt: members (default: full trials the budget buys)."),
     sets: SetsOption = None,
+    curriculum: CurriculumOption = None,
     seed: int = typer.Option(0, "--seed", help="Seed of the sampler and of every trial's training."),
     seeds: int = typer.Option(0, "--seeds", min=0, max=100, help="Then train the best point on this many fresh seeds "
                               "and give its value with a 90% interval (outside the budget; 3 or more for an interval)."),
@@ -72,7 +74,7 @@ def tune_cmd(
     spec = tuning.TuneSpec(
         workload=workload, algorithm=algorithm, strategy=strategy, budget_steps=budget_steps, variant=variant,
         trial_steps=trial_steps, params=tuple(p.strip() for p in params.split(",") if p.strip()) if params else None,
-        seed=seed, metric=metric, mode=mode, evals=evals, overrides=tuple(sets or ()), population=population, name=name, seeds=seeds)
+        seed=seed, metric=metric, mode=mode, evals=evals, overrides=(*(sets or ()), *([f"curriculum={curriculum}"] if curriculum else [])), population=population, name=name, seeds=seeds)
     url = resolve_url(db)
     with open_store(url) as store:
         with progress_bar("[bold]compute (steps)", stderr=fmt is not None) as bar:
@@ -126,7 +128,8 @@ def _best_point(res: TuneResult) -> dict[str, Any]:
 def _next_command(res: TuneResult) -> str:
     """``steplab run`` of the best point (one line, never wrapped)."""
     point = _best_point(res)
-    return (f"steplab run {res.spec.workload} -a {res.spec.algorithm} "
+    data = "".join(f" --curriculum {o.partition('=')[2]}" for o in res.spec.overrides if o.startswith("curriculum="))
+    return (f"steplab run {res.spec.workload} -a {res.spec.algorithm}{data} "
             + " ".join(f"--set {k}={v:.6g}" if isinstance(v, float) else f"--set {k}={v}" for k, v in point.items()))
 
 

@@ -46,6 +46,7 @@ from steplab.errors import SpecError
 from steplab.results import TrialResult, current_environment, trial_spec
 from steplab.store import Store, new_worker_id, open_store
 from steplab.training.config import TrainConfig
+from steplab.training.curriculum import require_uniform
 from steplab.training.device import pick_device
 from steplab.training.loop import Hooks, Plan, build, ready, recorder, train
 
@@ -140,6 +141,7 @@ def _train_member(tune: Any, su: Any, study_id: int, store: Store, config: dict[
     else:
         ts = dataclasses.replace(ts, index=len(store.list_trials(study_id=study_id)))
         tid = store.start_trial(ts, name=label, worker=worker, **env.fields())
+    require_uniform(algo, f"tune --strategy {spec.strategy}")
     trainee = build(wl, algo, spec.seed, device, su.trial_steps)
     if state is not None:
         trainee.restore(state)

@@ -29,6 +29,8 @@ import copy
 import dataclasses
 import itertools
 import math
+import time
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
@@ -36,12 +38,13 @@ import torch
 
 from steplab import schedules
 from steplab.algorithms import ResolvedAlgorithm
-from steplab.analysis.timing import TRIAL_STEP_KEY, cell_step_seconds
+from steplab.analysis.timing import TRIAL_STEP_KEY, UNTIMED_KEY, cell_step_seconds
 from steplab.errors import SpecError
 from steplab.optim import optimizers
 from steplab.optim.modes import eval_mode, train_mode
 from steplab.results import RunEnvironment, TrialResult, TrialSpec, current_environment, trial_spec
 from steplab.store import Store, new_worker_id
+from steplab.training import curriculum
 from steplab.training.config import TrainConfig
 from steplab.training.device import seed_everything, sync
 from steplab.training.interrupts import RunInterrupted, keep_interrupted
@@ -78,7 +81,12 @@ def train_step(
     ``steplab.optim.polyak``), schedule step. Returns the loss (before the update)."""
     loss = loss_fn(model, batch)
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    if optimizers.needs_graph(opt):  # UPGD's second-order utility: its step detaches the
+        with warnings.catch_warnings():  # gradients again, so no reference cycle is left
+            warnings.filterwarnings("ignore", "Using backward\\(\\) with create_graph", UserWarning)
+            loss.backward(create_graph=True)
+    else:
+        loss.backward()
     if grad_clip is not None:
         torch.nn.utils.clip_grad_norm_(params, grad_clip)
     if needs_loss:
@@ -181,6 +189,9 @@ class Plan:
     divergence_resets: tuple[int, ...] = ()
     #: the first update (a run resumed from a checkpoint)
     start_step: int = 0
+    #: the divergence rule's reference loss instead of the first update's (a curriculum's
+    #: first batches are its easiest: ``steplab.training.curriculum``); NaN: the first loss
+    divergence_reference: float = math.nan
 
     @classmethod
     def of(cls, workload: Workload, cfg: TrainConfig) -> Plan:
@@ -259,8 +270,11 @@ def train(trainee: Trainee, task: Task, batches: Iterator[Any], rec: Recorder, p
     ``monitoring.every`` updates, outside the training clock, as ``dynamics/...`` metrics."""
     device, budget = trainee.device, plan.budget_steps
     check_every = 1 if device.type == "cpu" else plan.eval_every
+    clock = time.perf_counter
     extra_evals = set(plan.eval_steps)
     rule = Divergence(plan.divergence_factor, frozenset({plan.start_step, *plan.divergence_resets}))
+    if math.isfinite(plan.divergence_reference):
+        rule = Divergence(plan.divergence_factor, frozenset(plan.divergence_resets), plan.divergence_reference)
     better = max if plan.mode == "max" else min
     out = Outcome(steps=plan.start_step)
 
@@ -290,11 +304,15 @@ def train(trainee: Trainee, task: Task, batches: Iterator[Any], rec: Recorder, p
                 stop("pruned", why)
                 break
             loss = trainee.step(task, next(batches))
-            rec.log(loss)
+            rec.log(loss)  # the recorder's work is not training time, nor is the check below
             out.steps = done = step + 1
-            if (step % check_every == 0 or done == budget) and (why := rule.check_loss(step, float(loss.detach()))):
-                stop("diverged", why)
-                break
+            if step % check_every == 0 or done == budget:
+                checked = clock()
+                why = rule.check_loss(step, float(loss.detach()))
+                rec.exclude(clock() - checked)
+                if why:
+                    stop("diverged", why)
+                    break
             if monitoring is not None and monitoring.due(done):
                 monitor(done)
             if not (done % plan.eval_every == 0 or done == budget or done in extra_evals):
@@ -379,7 +397,9 @@ def run_trial(
     keep = worker is None  # a claimed trial is its claimant's to give back
     # model and data first: a workload that cannot build (its data offline) stores nothing
     trainee = build(workload, algorithm, seed, device, workload.budget_steps)
-    batches = ready(workload.batches(seed, device))
+    # the workload's own batches, or a curriculum's sampler's (steplab.training.curriculum)
+    data = curriculum.feed(workload, algorithm, seed, device, trainee.model, train_step)
+    batches = ready(data.batches)
     if store is not None:
         worker = worker or new_worker_id()
         if trial_id is None:
@@ -399,9 +419,10 @@ def run_trial(
                     return f"stopped by the caller after {steps} steps"
                 return None
 
-            out = train(trainee, workload, batches, rec, Plan.of(workload, cfg), Hooks(on_eval=on_eval), monitoring)
+            plan = dataclasses.replace(Plan.of(workload, cfg), divergence_reference=data.reference_loss)
+            out = train(trainee, data.task, batches, rec, plan, Hooks(on_eval=on_eval), monitoring)
         final = {**out.metrics, f"best/{workload.target.metric}": out.best,
-                 TRIAL_STEP_KEY: cell_step_seconds([rec.step_times()]), **(extra_metrics or {})}
+                 TRIAL_STEP_KEY: cell_step_seconds([rec.step_times()]), UNTIMED_KEY: rec.untimed_s, **data.metrics(), **(extra_metrics or {})}
         result = out.result(spec, env, final, trial_id)
         if store is not None and trial_id is not None:
             store.finish_trial(trial_id, result)

@@ -24,19 +24,28 @@ def _registry() -> dict[str, type[Workload]]:
     from steplab.workloads.digits import DigitsMLP
     from steplab.workloads.logreg import LogReg
     from steplab.workloads.mnist1d import MNIST1D
+    from steplab.workloads.mnist1d_tasks import MNIST1DTasks
     from steplab.workloads.modarith import ModArith
+    from steplab.workloads.modarith_tasks import ModArithSkills
     from steplab.workloads.shakespeare import ShakespeareChar
     from steplab.workloads.stream import StreamWorkload
     from steplab.workloads.teacher_student import TeacherStudent
+    from steplab.workloads.teacher_student_tasks import TeacherStudentNoise
 
     families: tuple[type[Workload], ...] = (CharLM, DigitsMLP, LogReg, MNIST1D, ModArith, ShakespeareChar, StreamWorkload,
-                                           TeacherStudent)
+                                           TeacherStudent, MNIST1DTasks, ModArithSkills, TeacherStudentNoise)
     return {cls.name: cls for cls in families}
 
 
 def names() -> list[str]:
     """Names of all registered workloads, sorted."""
     return sorted(_registry())
+
+
+def task_workload_names() -> list[str]:
+    """The registered workloads with task structure (``has_tasks``: a task parameter per
+    example that a curriculum can choose from; :mod:`steplab.workloads.curriculum_data`)."""
+    return [n for n, cls in sorted(_registry().items()) if getattr(cls, "has_tasks", False)]
 
 
 def workload_class(name: str) -> type[Workload]:
@@ -66,7 +75,8 @@ def get(name: str, variant: str | None = None, **overrides: object) -> Workload:
     return cls(variant or "base", **overrides)  # type: ignore[arg-type]
 
 
-__all__ = ["Target", "TorchWorkload", "Workload", "from_torch", "get", "names", "references", "workload_class"]
+__all__ = ["Target", "TorchWorkload", "Workload", "from_torch", "get", "names", "references", "task_workload_names",
+           "workload_class"]
 
 
 def __getattr__(name: str) -> Any:

@@ -33,6 +33,7 @@ from steplab.studies.autolr.record import (
     plan_stages,
 )
 from steplab.training.config import TrainConfig
+from steplab.training.curriculum import require_uniform
 from steplab.training.interrupts import RunInterrupted, kept
 from steplab.training.loop import Hooks, Plan, Trainee, build, ready, recorder
 from steplab.training.loop import train as train_loop
@@ -276,6 +277,7 @@ def run_autolrs(
     device = tcfg.start()
     target = workload.target
 
+    require_uniform(algorithm, "autolrs")
     main_lr, scratch_lr = _Multiplier(), _Multiplier()
     scratch = build(workload, algorithm, seed, device, budget, scratch_lr.schedule)
     main = build(workload, algorithm, seed, device, budget, main_lr.schedule)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -166,11 +166,23 @@ class Setup:
         return predict.schedule_lrs(algo.schedule, self.trial_steps, algo.lr)
 
 
+def curriculum_space(algo: algos.Algorithm, names: Sequence[str]) -> dict[str, space.Param]:
+    """The ranges of the ``curriculum.<option>`` keys among ``names`` that the algorithm's
+    curriculum lists as tunable (``steplab.curricula.CURRICULA[name].tunable``), so
+    ``--params lr,curriculum.start`` searches both without a ``[search_space]`` entry."""
+    from steplab import curricula
+
+    info = curricula.CURRICULA.get(str(algo.curriculum.get("name")))
+    tunable = dict(info.tunable) if info is not None else {}
+    wanted = {n: n.removeprefix("curriculum.") for n in names if n.startswith("curriculum.")}
+    return space.space_from_dict({n: dict(tunable[o]) for n, o in wanted.items() if o in tunable})
+
+
 def setup(spec: TuneSpec) -> Setup:
     """Resolve the workload, the algorithm (with ``--set`` overrides) and the space."""
     wl = workloads.get(spec.workload, spec.variant, budget_steps=spec.trial_steps)
     algo = algos.apply_overrides(algos.get_algorithm(spec.algorithm), spec.overrides)
-    full = dict(algo.search_space)
+    full = {**curriculum_space(algo, spec.params or ()), **algo.search_space}
     if not full:
         raise SpecError(f"algorithm {algo.name!r} has no search space to tune; add [search_space] or pick another")
     names = list(spec.params) if spec.params is not None else list(full)
