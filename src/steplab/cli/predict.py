@@ -356,7 +356,7 @@ def optimize_cmd(
         from steplab.report.plots import plot_lines
 
         steps = np.arange(budget_steps)
-        series = [("law-optimal", steps, res.lrs, {"color": "C0", "lw": 2})]
+        series = [("law-optimal", steps, res.lrs, {"color": "C0", "linewidth": 2})]
         for i, (name, d) in enumerate(law_optimal.STANDARD.items(), 1):
             spec = schedules.spec_from({**d, "warmup": w / budget_steps} if w else d)
             series.append((name, steps, peak * np.asarray(schedules.values(schedules.build(spec, budget_steps),
