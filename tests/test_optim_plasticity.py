@@ -354,7 +354,7 @@ def test_every_plasticity_optimizer_trains_by_name(name: str) -> None:
     first = _loss(model, batch).item()
     for _ in range(40):
         train_step(_loss, model, batch, opt, sched, grad_clip=None, params=params,
-                   needs_loss=O.needs_loss(opt))
+                   needs_loss=O.needs_loss(opt), needs_graph=O.needs_graph(opt))
     last = _loss(model, batch).item()
     assert math.isfinite(last) and last < first, (first, last)
     assert name in O.describe(name)

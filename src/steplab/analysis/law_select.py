@@ -107,10 +107,7 @@ def fit_candidate(runs: Sequence[predict.Run], cand: Candidate, *, max_points: i
 def _fit(runs: Sequence[predict.Run], law: str, max_points: int, **kwargs: Any) -> Law:
     from steplab.analysis.law_fit import fit_annealing, fit_multipower
 
-    warm = {r.warmup_steps for r in runs}
-    if len(warm) > 1:
-        raise SpecError(f"the runs warm up for different numbers of steps ({sorted(warm)}); use runs that share one warm-up")
-    w = warm.pop()
+    w = predict.shared_warmup(runs)
     curves = [r.curve(max_points=max_points) for r in runs]
     if law == "annealing":
         return fit_annealing(curves, lam=kwargs["lam"], warmup_steps=w).law

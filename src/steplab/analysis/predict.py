@@ -180,6 +180,15 @@ def load_law(path: str | Path) -> FittedLaw:
 LAMBDA_GRID = (0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
 
 
+
+def shared_warmup(runs: Sequence[Run]) -> int:
+    """The warm-up steps every run shares (a law is fitted with one warm-up); one line naming
+    the different warm-ups otherwise."""
+    warm = {r.warmup_steps for r in runs}
+    if len(warm) > 1:
+        raise SpecError(f"the runs warm up for different numbers of steps ({sorted(warm)}); fit runs that share one warm-up")
+    return warm.pop()
+
 def fit_runs(runs: Sequence[Run], law: str = "annealing", *, lam: float | str = 0.999,
              include_warmup: bool = False, upto: int | None = None) -> FittedLaw:
     """Fit ``law`` jointly on ``runs`` (one or two, e.g. constant + cosine) by Huber loss on
@@ -200,10 +209,7 @@ def fit_runs(runs: Sequence[Run], law: str = "annealing", *, lam: float | str = 
         raise SpecError(f"unknown law {law!r}; use one of {', '.join(LAWS)}")
     if not runs:
         raise SpecError("fit needs at least one run")
-    warm = {r.warmup_steps for r in runs}
-    if len(warm) > 1:
-        raise SpecError(f"the runs warm up for different numbers of steps ({sorted(warm)}); fit runs that share one warm-up")
-    w = warm.pop()
+    w = shared_warmup(runs)
     curves = [r.curve(upto=upto) for r in runs]
     if law == "annealing":
         res = fit_annealing(curves, lam=lam, warmup_steps=w, include_warmup=include_warmup)

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from steplab.curricula.base import BaseSampler, Groups, TaskPool, check_range, task_labels
+from steplab.curricula.base import BaseSampler, TaskPool, check_range
 
 
 def exp3s_probabilities(w: np.ndarray, eps: float) -> np.ndarray:
@@ -97,9 +97,7 @@ class LPBandit(BaseSampler):
     def __init__(self, pool: TaskPool, options: Mapping[str, Any], budget_steps: int,
                  batch_size: int, seed: int) -> None:
         super().__init__(pool, budget_steps, batch_size, seed)
-        self.tasks, self.edges = task_labels(pool, options["bins"])
-        self.groups = Groups(self.tasks)
-        self.k = int(self.groups.count.size)
+        self._discrete_tasks(options["bins"])
         self.eta, self.eps, self.beta = options["eta"], options["eps"], options["beta"]
         self.alpha = options["alpha"]
         self.w = np.zeros(self.k)

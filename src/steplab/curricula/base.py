@@ -155,6 +155,14 @@ class BaseSampler:
     def _draw(self, step: int) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _discrete_tasks(self, bins: int) -> None:
+        """``tasks`` (a task id per example: ``pool.tasks``, else ``bins`` difficulty
+        quantile bins), their ``edges``, ``groups`` and count ``k``: the task set of the
+        samplers that choose among discrete tasks (``lp-bandit``, ``skill-it``)."""
+        self.tasks, self.edges = task_labels(self.pool, bins)
+        self.groups = Groups(self.tasks)
+        self.k = int(self.groups.count.size)
+
     def observe(self, step: int, indices: np.ndarray, losses: np.ndarray) -> None:
         del step, indices, losses
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from steplab.curricula.base import BaseSampler, Groups, TaskPool, check_range, task_labels
+from steplab.curricula.base import BaseSampler, TaskPool, check_range
 from steplab.errors import WorkloadError
 
 
@@ -61,9 +61,7 @@ class SkillIt(BaseSampler):
     def __init__(self, pool: TaskPool, options: Mapping[str, Any], budget_steps: int,
                  batch_size: int, seed: int) -> None:
         super().__init__(pool, budget_steps, batch_size, seed)
-        self.tasks, self.edges = task_labels(pool, options["bins"])
-        self.groups = Groups(self.tasks)
-        self.k = int(self.groups.count.size)
+        self._discrete_tasks(options["bins"])
         graph = pool.skill_graph if pool.tasks is not None else None
         self.a = graph_weights(graph, self.k, options["edge"])
         self.eta, self.window = options["eta"], options["window"]

@@ -159,7 +159,8 @@ def reference_difficulty(workload: Any, seed: int, device: torch.device, step: C
             constant = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
             batches = workload.batches(ref_seed, device)
             for _ in range(steps):
-                step(workload.loss, model, next(batches), opt, constant, grad_clip=None, params=params, needs_loss=False)
+                step(workload.loss, model, next(batches), opt, constant, grad_clip=None, params=params, needs_loss=False,
+                     needs_graph=False)
             model.eval()
             _REFERENCE[key] = workload.pool_losses(model, device)
     return _REFERENCE[key]

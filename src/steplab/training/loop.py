@@ -75,13 +75,16 @@ def train_step(
     grad_clip: float | None,
     params: list[torch.Tensor],
     needs_loss: bool,
+    needs_graph: bool,
 ) -> torch.Tensor:
     """One update: loss, backward, clip the global gradient norm at ``grad_clip``, optimizer
     step (Polyak-type steps, ``needs_loss``, read the loss just computed:
-    ``steplab.optim.polyak``), schedule step. Returns the loss (before the update)."""
+    ``steplab.optim.polyak``; UPGD's second-order utility, ``needs_graph``, differentiates the
+    gradient again: ``optimizers.needs_graph``), schedule step. Returns the loss (before the
+    update). ``needs_loss`` and ``needs_graph`` are read once per run, not per step."""
     loss = loss_fn(model, batch)
     opt.zero_grad(set_to_none=True)
-    if optimizers.needs_graph(opt):  # UPGD's second-order utility: its step detaches the
+    if needs_graph:  # UPGD's second-order utility (optimizers.needs_graph): its step detaches the
         with warnings.catch_warnings():  # gradients again, so no reference cycle is left
             warnings.filterwarnings("ignore", "Using backward\\(\\) with create_graph", UserWarning)
             loss.backward(create_graph=True)
@@ -110,11 +113,12 @@ class Trainee:
     def __post_init__(self) -> None:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.needs_loss = optimizers.needs_loss(self.opt)
+        self.needs_graph = optimizers.needs_graph(self.opt)
 
     def step(self, task: Task, batch: Any) -> torch.Tensor:
         """One update on ``batch`` (:func:`train_step`); the loss before it."""
         return train_step(task.loss, self.model, batch, self.opt, self.lr_scheduler, grad_clip=self.grad_clip,
-                          params=self.params, needs_loss=self.needs_loss)
+                          params=self.params, needs_loss=self.needs_loss, needs_graph=self.needs_graph)
 
     def evaluate(self, task: Task, train_eval_batches: int = 0) -> dict[str, float]:
         """``task.evaluate`` in eval mode (model and optimizer), plus ``train/loss`` over
