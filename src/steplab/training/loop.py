@@ -4,7 +4,10 @@
 backward, clip, step, record; check divergence; every ``eval_every`` steps (and at any extra
 ``eval_steps``) pause the clock, evaluate in eval mode (schedule-free optimizers switched
 too), and stop once the target is met. Time-to-target counts training time only (AlgoPerf,
-Dahl et al. 2023, "Timing": evaluation time is excluded and stored apart). :func:`build`
+Dahl et al. 2023, "Timing": evaluation time is excluded and stored apart), and so is the
+loop's own bookkeeping between updates (recording, the divergence check, progress and
+pruning: the clock is paused from the end of one update to the start of the next, so a
+fast-step algorithm pays no harness cost; ``steplab.training.clock``). :func:`build`
 seeds and builds what it trains; :func:`run_trial` is one benchmark trial around both.
 
 What other callers add hooks in through :class:`Hooks` (one call before each step, one
@@ -29,7 +32,6 @@ import copy
 import dataclasses
 import itertools
 import math
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
@@ -274,7 +276,6 @@ def train(trainee: Trainee, task: Task, batches: Iterator[Any], rec: Recorder, p
     ``monitoring.every`` updates, outside the training clock, as ``dynamics/...`` metrics."""
     device, budget = trainee.device, plan.budget_steps
     check_every = 1 if device.type == "cpu" else plan.eval_every
-    clock = time.perf_counter
     extra_evals = set(plan.eval_steps)
     rule = Divergence(plan.divergence_factor, frozenset({plan.start_step, *plan.divergence_resets}))
     if math.isfinite(plan.divergence_reference):
@@ -304,17 +305,16 @@ def train(trainee: Trainee, task: Task, batches: Iterator[Any], rec: Recorder, p
         if plan.eval_at_start:
             out.metrics = evaluate()
         for step in range(plan.start_step, budget):
+            rec.resume()
             if hooks.before_step is not None and (why := hooks.before_step(step)):
                 stop("pruned", why)
                 break
             loss = trainee.step(task, next(batches))
-            rec.log(loss)  # the recorder's work is not training time, nor is the check below
+            rec.pause()  # from here to the next update: the harness's bookkeeping, not training time
+            rec.log(loss)
             out.steps = done = step + 1
             if step % check_every == 0 or done == budget:
-                checked = clock()
-                why = rule.check_loss(step, float(loss.detach()))
-                rec.exclude(clock() - checked)
-                if why:
+                if why := rule.check_loss(step, float(loss.detach())):
                     stop("diverged", why)
                     break
             if monitoring is not None and monitoring.due(done):

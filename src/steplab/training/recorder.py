@@ -12,7 +12,8 @@ Each optimizer step records one :class:`~steplab.results.StepRow`: the step inde
 cumulative *training* time (time inside ``with rec.evaluating():`` is excluded, DESIGN.md
 "Conventions", and so is the recorder's own work: its hooks, :meth:`Recorder.log`, reducing
 and writing rows; what remains is the user's loop, so the clock measures the training
-algorithm, not the instrument), the learning rate of ``param_groups[0]`` used by the step, the loss passed
+algorithm, not the instrument; ``rec.pause()`` ... ``rec.resume()`` keeps a loop's own
+bookkeeping off it too, as steplab's loop does between updates), the learning rate of ``param_groups[0]`` used by the step, the loss passed
 to :meth:`Recorder.log`, and global norms of the gradient (l2 and l1) and of the update
 ``theta_new - theta_old`` (l2), every ``norm_every`` steps (default: every step; NaN on the
 others). Norms come from optimizer step hooks
@@ -209,14 +210,13 @@ class Recorder(TrainingClock):
             self._step_state = (lr, gn, gn1)
         else:
             self._step_state = (lr, None, None)
-        if not self._eval_depth:
-            self._paused_s += time.perf_counter() - start
+        self._untimed(start)
 
     def _post_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         """After ``optimizer.step()``: training time (read first: the rest is the recorder's
         own work, not training time), update norm, a pending row."""
         start = time.perf_counter()
-        now = (self._eval_start if self._eval_depth else start) - self._start - self.eval_time_s - self._paused_s
+        now = self._reading(start)
         lr, gn, gn1 = self._step_state
         self._step_state = (None, None, None)
         un = self._norms.after() if self._norms is not None else None
@@ -224,8 +224,7 @@ class Recorder(TrainingClock):
         self._times.append(now)
         self.step += 1
         self._logged = False
-        if not self._eval_depth:
-            self._paused_s += time.perf_counter() - start
+        self._untimed(start)
         if self.monitor_every is not None and self.step % self.monitor_every == 0:
             self.monitor()
 
@@ -259,8 +258,7 @@ class Recorder(TrainingClock):
                 self._logged = True
         if evals:
             self.eval(**evals)
-        if not self._eval_depth:
-            self._paused_s += time.perf_counter() - start
+        self._untimed(start)
 
     def eval(self, step: int | None = None, **metrics: float | torch.Tensor) -> None:
         """Record evaluation results, e.g. ``rec.eval(**{"validation/loss": 0.3})``.
@@ -348,8 +346,7 @@ class Recorder(TrainingClock):
                 self.store.append_evals(self.trial_id, evals)  # type: ignore[arg-type]
             else:
                 self._eval_rows.extend(evals)
-        if not self._eval_depth:
-            self._paused_s += time.perf_counter() - start
+        self._untimed(start)
 
     # -- reading back ------------------------------------------------------------------
     @property
