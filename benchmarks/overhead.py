@@ -61,14 +61,16 @@ WORKLOADS = ("logreg", "digits-mlp", "teacher-student", "modarith", "charlm", "m
 
 def workload(key: str, steps: int) -> workloads.Workload:
     """``key`` (``name`` or ``name:variant``) with a budget of about ``steps`` updates. A
-    stream of many tasks (a long stream: loss of plasticity) keeps its steps per task and
-    takes fewer tasks (``+tasks=K``); one of a few tasks keeps its tasks and takes fewer
-    steps per task (``+steps=S``), so every run still crosses task boundaries."""
+    long stream (loss of plasticity) keeps its steps per task, or takes 100 (the
+    slowly-changing regression's 10,000), and fewer tasks (``+tasks=K``); a short stream
+    keeps its tasks and takes fewer steps per task (``+steps=S``), so every run still
+    crosses task boundaries."""
     name, _, variant = key.partition(":")
     if name == "stream":
         stream = workloads.get(name, variant).stream  # type: ignore[attr-defined]
-        if stream.tasks > 20:
-            variant += f"+tasks={max(2, round(steps / stream.steps_per_task))}"
+        if hasattr(stream, "probe"):  # a long stream (steplab.workloads.long_streams)
+            per_task = min(stream.steps_per_task, 100)
+            variant += f"+tasks={max(2, round(steps / per_task))}+steps={per_task}"
         else:  # steps per task: a multiple of the stream's evaluation cadence
             every = stream.eval_every
             variant += f"+steps={max(1, round(steps / stream.tasks / every)) * every}"
