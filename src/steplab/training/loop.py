@@ -6,8 +6,9 @@ backward, clip, step, record; check divergence; every ``eval_every`` steps (and 
 too), and stop once the target is met. Time-to-target counts training time only (AlgoPerf,
 Dahl et al. 2023, "Timing": evaluation time is excluded and stored apart), and so is the
 loop's own bookkeeping between updates (recording, the divergence check, progress and
-pruning: the clock is paused from the end of one update to the start of the next, so a
-fast-step algorithm pays no harness cost; ``steplab.training.clock``). :func:`build`
+pruning: the clock is paused from the end of one update to the start of the next;
+``steplab.training.clock``). What that work does to the caches of the next update is not
+excluded: ``benchmarks/overhead.py`` measures it. :func:`build`
 seeds and builds what it trains; :func:`run_trial` is one benchmark trial around both.
 
 What other callers add hooks in through :class:`Hooks` (one call before each step, one

@@ -13,10 +13,10 @@ cumulative *training* time (time inside ``with rec.evaluating():`` is excluded, 
 "Conventions", and so is the recorder's own work: its hooks, :meth:`Recorder.log`, reducing
 and writing rows; what remains is the user's loop, so the clock measures the training
 algorithm, not the instrument; ``rec.pause()`` ... ``rec.resume()`` keeps a loop's own
-bookkeeping off it too, as steplab's loop does between updates), the learning rate of ``param_groups[0]`` used by the step, the loss passed
-to :meth:`Recorder.log`, and global norms of the gradient (l2 and l1) and of the update
-``theta_new - theta_old`` (l2), every ``norm_every`` steps (default: every step; NaN on the
-others). Norms come from optimizer step hooks
+bookkeeping off it too, as steplab's loop does between updates), the learning rate of
+``param_groups[0]`` used by the step, the loss passed to :meth:`Recorder.log`, and global
+norms of the gradient (l2 and l1) and of the update ``theta_new - theta_old`` (l2), every
+``norm_every`` steps (default: every step; NaN on the others). Norms come from optimizer step hooks
 (``Optimizer.register_step_pre_hook``/``register_step_post_hook``, torch >= 2.0) and
 ``torch._foreach_norm`` over all parameters that have a gradient, as
 ``torch.nn.utils.clip_grad_norm_`` computes them, fused into one kernel per order and
