@@ -63,21 +63,22 @@ def test_pause_is_idempotent_and_resume_without_pause_is_a_no_op(fake_time):
     assert (c.train_time_s, c.untimed_s) == (2.0, 3.0)
 
 
-def test_exclusions_while_paused_or_evaluating_are_not_counted_twice(fake_time):
+def test_the_recorders_own_work_inside_a_pause_or_evaluation_is_not_counted_twice(fake_time):
     c = _clock()
     fake_time[0] = 1.0
     c.pause()
-    c.exclude(0.5)
     fake_time[0] = 1.25
     c._untimed(1.0)  # a recorder hook that ran 1.0-1.25 inside the pause
     fake_time[0] = 2.0
     c.resume()
     with c.evaluating():
-        c.exclude(0.5)
+        fake_time[0] = 2.5
+        c._untimed(2.0)  # ... inside an evaluation
         fake_time[0] = 3.0
-    c.exclude(0.25)  # the clock runs: counted
+    fake_time[0] = 3.25
+    c._untimed(3.0)  # the clock runs: counted
     fake_time[0] = 4.0
-    # wall 4 = running (1 + 1 - 0.25) + paused 1 + evaluating 1 + excluded 0.25
+    # wall 4 = running (1 + 1 - 0.25) + paused 1 + evaluating 1 + untimed 0.25
     assert (c.train_time_s, c.eval_time_s, c.untimed_s) == (1.75, 1.0, 1.25)
 
 

@@ -58,11 +58,6 @@ class TrainingClock:
         if not (self._eval_depth or self._paused):
             self._paused_s += time.perf_counter() - since
 
-    def exclude(self, seconds: float) -> None:
-        """Keep ``seconds`` of the caller's bookkeeping off the training clock, if it runs."""
-        if not (self._eval_depth or self._paused):
-            self._paused_s += seconds
-
     def pause(self) -> None:
         """Stop the training clock until :meth:`resume` (the training loop pauses it after
         each update for its own bookkeeping). Idempotent."""
