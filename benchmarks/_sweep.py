@@ -136,13 +136,17 @@ def ratio(a: float, b: float) -> float:
     return a / b if math.isfinite(a) and math.isfinite(b) and b > 0 else math.nan
 
 
-def parse_args(doc: str, workloads: Sequence[str], db: str) -> argparse.Namespace:
-    """``[workloads...] --seeds 3 --procs 2 --db PATH`` (the database's folder is created)."""
+def parse_args(doc: str, workloads: Sequence[str], db: str,
+               flags: Sequence[tuple[str, str]] = ()) -> argparse.Namespace:
+    """``[workloads...] --seeds 3 --procs 2 --db PATH`` and any on/off ``flags`` given as
+    ``(name, help)`` (the database's folder is created)."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("workloads", nargs="*", default=list(workloads))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--procs", type=int, default=2)
     parser.add_argument("--db", default=db)
+    for name, text in flags:
+        parser.add_argument(name, action="store_true", help=text)
     args = parser.parse_args()
     Path(args.db).parent.mkdir(parents=True, exist_ok=True)
     return args

@@ -11,6 +11,8 @@ budget T, ``--seeds`` seeds:
   (Luo et al. 2025) fitted on their training-loss traces; its optimal schedule
   (``steplab.analysis.law_optimal``, projected Adam) trained at default lr x ``--law-factors``
   (budget: 1.5 + len(law-factors) runs, at most the baselines' len(factors)).
+* **law-bnd**: the same, with the convex bound fitted as a law instead (Schaipp et al. 2025,
+  ``predict fit --law bound``; its gradient in ``law_optimal``).
 * **law-ens**: the same fits; the best three laws by leave-one-schedule-out error
   (``steplab.analysis.law_select``: multi-power, annealing at each lambda) as an ensemble,
   the schedule minimising their *worst* predicted final loss (robust to the choice of law);
@@ -30,7 +32,8 @@ Prediction (issue 26 goal 2, for free from the same runs): per seed, laws fitted
 fitting runs predict the final ``train/loss`` evaluation of the unseen default-lr runs: WSD and
 linear at T, cosine at T (twice the short cosine's horizon), and (``--predict-extra``) REX and
 step at T. Old: annealing (lambda 0.999) and multi-power, as ``steplab predict fit`` does;
-new: the leave-one-schedule-out choice, and the share of observed losses inside its interval.
+new: the convex bound fitted as a law (``predict fit --law bound``), the leave-one-schedule-out
+choice, and the share of observed losses inside its interval.
 
 Runs are stored in ``--db`` (default ``benchmarks/out/beat.db``) and skipped when found, so a
 killed run resumes. Usage::
@@ -79,7 +82,8 @@ STANDARD = {"cosine": "cosine:warmup=0.05", "linear": "linear:warmup=0.05",
             "wsd": "wsd:decay=0.2,shape=1-sqrt,warmup=0.05"}
 FITS = {"fit-constant": ("constant:warmup=0.05", 1.0), "fit-cosine": ("cosine:warmup=0.1", 0.5)}
 EXTRA = {"rex": "rex:warmup=0.05", "step": "step:milestones=[0.5,0.75],gamma=0.1,warmup=0.05"}
-NEW = ("law-opt", "law-ens", "refined", "ref-mono", "ref-iter")
+LAW_METHODS = ("law-opt", "law-bnd", "law-ens")
+NEW = (*LAW_METHODS, "refined", "ref-mono", "ref-iter")
 EVALS = 50
 
 
@@ -114,8 +118,8 @@ def _law_schedule(store: Any, key: str, method: str, lr: float, seed: int, wl: A
     base_lr = wl.default_hyperparameters["lr"]
     runs = _fit_runs(store, key, base_lr, seed)
     w = runs[0].warmup_steps
-    if method == "law-opt":
-        laws = [predict.fit_runs(runs, "multipower").law]
+    if method in ("law-opt", "law-bnd"):
+        laws = [predict.fit_runs(runs, "multipower" if method == "law-opt" else "bound").law]
         objective = "mean"
     else:
         laws = list(law_select.select(runs, ensemble=3).ensemble)
@@ -142,7 +146,7 @@ def _run(job: tuple) -> tuple[str, float]:
         elif method in FITS:
             spec, frac = FITS[method]
             wl = _workload(key, max(3, round(frac * wl.budget_steps)))
-        elif method in ("law-opt", "law-ens"):
+        elif method in LAW_METHODS:
             spec, extra = _law_schedule(store, key, method, lr, seed, wl)
         else:
             src = "refined" if method == "ref-iter" else "linear"
@@ -187,12 +191,14 @@ def _prediction(db: str, key: str, seeds: list[int], extra: bool) -> dict[str, l
     wl = _workload(key)
     lr, n = wl.default_hyperparameters["lr"], wl.budget_steps
     targets = dict(STANDARD, **(EXTRA if extra else {}))
-    errs: dict[str, list[float]] = {"annealing(0.999)": [], "multipower": [], "loso-choice": [], "in-interval": []}
+    errs: dict[str, list[float]] = {"annealing(0.999)": [], "multipower": [], "bound": [], "loso-choice": [],
+                                    "in-interval": []}
     with open_store(db) as store:
         for seed in seeds:
             runs = _fit_runs(store, key, lr, seed)
             old = {"annealing(0.999)": predict.fit_runs(runs, "annealing").law,
-                   "multipower": predict.fit_runs(runs, "multipower").law}
+                   "multipower": predict.fit_runs(runs, "multipower").law,
+                   "bound": predict.fit_runs(runs, "bound").law}
             sel = law_select.select(runs, ensemble=3)
             for name, spec in targets.items():
                 t = _sweep.find(store, _label(key, name, lr, seed), status=("reached", "budget"))
@@ -299,7 +305,7 @@ def main() -> None:
     print(f"phase 1: {len(phase1)} runs (baselines over the lr grid, fitting runs)", flush=True)
     _sweep.execute(args.db, phase1, _label, _run, args.procs)
     lin_lr = {k: _tuned(args.db, k, "linear", grid[k], seeds)[0] for k in keys}
-    phase2 = [(args.db, k, m, lr, s) for k in keys for s in seeds for m in ("law-opt", "law-ens") for lr in law_grid[k]]
+    phase2 = [(args.db, k, m, lr, s) for k in keys for s in seeds for m in LAW_METHODS for lr in law_grid[k]]
     phase2 += [(args.db, k, m, lin_lr[k], s) for k in keys for s in seeds for m in ("refined", "ref-mono")]
     print(f"phase 2: {len(phase2)} runs (law-optimal, refined)", flush=True)
     _sweep.execute(args.db, phase2, _label, _run, args.procs)
@@ -309,7 +315,7 @@ def main() -> None:
 
     n = len(seeds)
     nf = len(args.factors)
-    budget = {**{m: nf for m in STANDARD}, "law-opt": 1.5 + len(args.law_factors), "law-ens": 1.5 + len(args.law_factors),
+    budget = {**{m: nf for m in STANDARD}, **{m: 1.5 + len(args.law_factors) for m in LAW_METHODS},
               "refined": nf + 1, "ref-mono": nf + 1, "ref-iter": nf + 2}
     summary: dict[str, list[tuple[str, float, float]]] = {m: [] for m in NEW}
     for k in keys:
@@ -318,7 +324,7 @@ def main() -> None:
               f"default lr {base[k]:g}")
         print(f"  {'method':9} {'lr':>9} {'runs':>5} {'final val loss':>18} {'steps to target':>16}")
         tuned = {m: _tuned(args.db, k, m, grid[k], seeds) for m in STANDARD}
-        tuned.update({m: _tuned(args.db, k, m, law_grid[k], seeds) for m in ("law-opt", "law-ens")})
+        tuned.update({m: _tuned(args.db, k, m, law_grid[k], seeds) for m in LAW_METHODS})
         tuned.update({m: (lin_lr[k], _cell(args.db, k, m, lin_lr[k], seeds)) for m in new[k] if m.startswith("ref")})
         for m, (lr, c) in tuned.items():
             print(f"  {m:9} {lr:9.4g} {budget[m]:5.1f} {_sweep.fmt_loss(c):>18} {_sweep.fmt_steps(c, n):>16}"

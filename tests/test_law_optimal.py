@@ -10,7 +10,7 @@ import pytest
 
 from steplab import schedules
 from steplab.analysis import law_optimal as lo
-from steplab.analysis.laws import AnnealingLaw, MultiPowerLaw
+from steplab.analysis.laws import AnnealingLaw, BoundLaw, MultiPowerLaw
 from steplab.errors import SpecError
 
 # Luo et al.'s fitted 400M parameters (MultiPowerLaw src/config.py PARAMS["400"]), their
@@ -32,14 +32,15 @@ def test_gradient_matches_finite_differences_and_predict():
     post = PEAK * np.sort(rng.uniform(0.05, 1.0, 300))[::-1]
     post[0] = PEAK
     ramp = PEAK * (np.arange(30) + 1) / 30
-    for law in (P400, AnnealingLaw(L0=2.3, A=0.6, alpha=0.45, C=200.0, lam=0.99)):
-        val, grad = lo.final_loss_grad(law, post, float(ramp.sum()))
+    bound = BoundLaw(L0=2.3, A=1e-3, alpha=0.8, B=400.0)
+    for law in (P400, AnnealingLaw(L0=2.3, A=0.6, alpha=0.45, C=200.0, lam=0.99), bound):
+        val, grad = lo.final_loss_grad(law, post, float(ramp.sum()), ramp)
         assert val == pytest.approx(_full(law, np.concatenate([ramp, post]), 30), abs=1e-12)
         for i in (0, 7, 150, 299):
             e = np.zeros_like(post)
             e[i] = 1e-10
-            fd = (lo.final_loss_grad(law, post + e, float(ramp.sum()))[0]
-                  - lo.final_loss_grad(law, post - e, float(ramp.sum()))[0]) / 2e-10
+            fd = (lo.final_loss_grad(law, post + e, float(ramp.sum()), ramp)[0]
+                  - lo.final_loss_grad(law, post - e, float(ramp.sum()), ramp)[0]) / 2e-10
             assert grad[i] == pytest.approx(fd, rel=1e-5, abs=1e-6)
 
 
@@ -70,6 +71,7 @@ def test_reproduces_luo_400m_optimum_full_recipe():
 @pytest.mark.parametrize("law", [
     MultiPowerLaw(L0=2.5, A=0.3, alpha=0.5, B=400, C=2.0, beta=0.6, gamma=0.5),
     AnnealingLaw(L0=2.0, A=0.5, alpha=0.6, C=150.0, lam=0.99),
+    BoundLaw(L0=2.0, A=0.5, alpha=0.6, B=300.0),
 ])
 def test_optimum_beats_every_standard_schedule(law):
     n, w, peak = 1500, 75, 1e-3

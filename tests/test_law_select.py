@@ -7,7 +7,7 @@ import pytest
 
 from steplab.analysis import law_select as ls
 from steplab.analysis import predict
-from steplab.analysis.laws import AnnealingLaw, MultiPowerLaw
+from steplab.analysis.laws import AnnealingLaw, BoundLaw, MultiPowerLaw
 from steplab.errors import SpecError
 
 PEAK, T = 1e-3, 800
@@ -57,6 +57,19 @@ def test_loso_picks_the_law_that_generated_the_curves(true, label):
     assert table[0][0] == label and table[0][1] < table[1][1]
     assert len(sel.final[label]) == 4  # one held-out error per schedule
     assert sel.q == pytest.approx(max(sel.final[label]))
+
+
+def test_the_bound_law_is_a_candidate_fitted_after_its_default_start():
+    assert ls.Candidate("bound") in ls.CANDIDATES
+    truth = BoundLaw(L0=2.4, A=0.3, alpha=1.0, B=300.0)  # alpha 1: the fit's default
+    runs = _runs(truth)
+    sel = ls.select(runs, [ls.Candidate("bound"), ls.Candidate("annealing", 0.999)], ensemble=1)
+    assert sel.chosen.label == "bound" and max(sel.final["bound"]) < 0.01  # 0.3% noise per point
+    assert np.mean(sel.final["bound"]) < np.mean(sel.final["annealing(lambda=0.999)"])
+    # fitted on the points after the first 10% of each run (predict.DEFAULT_START)
+    fitted = predict.fit_runs(runs[:2], "bound")
+    assert fitted.start == predict.DEFAULT_START["bound"] == 0.1
+    assert fitted.n_points == predict.fit_runs(runs[:2], "bound", start=0.0).n_points - 2 * int(0.1 * 400)
 
 
 def test_interval_holds_the_truth_for_an_unseen_schedule():

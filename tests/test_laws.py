@@ -9,7 +9,7 @@ import pytest
 
 from steplab.analysis import law_fit
 from steplab.analysis import laws as L
-from steplab.analysis.law_curves import prepare_curve
+from steplab.analysis.law_curves import Curve, prepare_curve
 from steplab.errors import SpecError
 
 PEAK = 1e-3  # absolute peak LR of the synthetic runs
@@ -249,6 +249,7 @@ def test_law_dicts_round_trip():
             L0=2.4, A=0.65, alpha=0.43, B=523.4, C=2.0, beta=0.59, gamma=0.64, warmup_steps=5
         ),
         L.PowerLawBaseline(a=2.5, b=3.0, c=0.4),
+        L.BoundLaw(L0=1.2, A=0.05, alpha=1.0, B=3.0, warmup_steps=7),
     ]
     for law in laws:
         assert L.law_from_dict(json.loads(json.dumps(law.to_dict()))) == law
@@ -276,3 +277,45 @@ def test_bad_input_raises_spec_error():
         L.AnnealingLaw(L0=1, A=1, alpha=1, C=1, lam=1.0)
     with pytest.raises(SpecError):
         L.MultiPowerLaw(L0=1, A=1, alpha=1, B=1, C=1, beta=1, gamma=float("nan"))
+
+
+# ---------------------------------------------------------------------------------- the bound law
+def _bound_truth(lrs, s, law):
+    """The law written out at horizon ``s`` from the literal bound (``bound_terms`` on the
+    first ``s`` LRs, G = 1): L0 + A * S1^-alpha + B * (T2 + T3)."""
+    from steplab.analysis.bound import bound_terms
+
+    t = bound_terms(lrs[:s])
+    return law.L0 + law.A * float(np.sum(lrs[:s])) ** -law.alpha + law.B * (t.t2 + t.t3)
+
+
+def test_bound_law_is_the_literal_bound_at_every_horizon():
+    lrs = np.concatenate([np.linspace(0.002, 0.02, 10), np.full(40, 0.02), np.linspace(0.02, 0.001, 30)])
+    law = L.BoundLaw(L0=1.1, A=0.2, alpha=0.7, B=2.5, warmup_steps=10)
+    pred = law.predict(lrs)
+    assert np.isnan(pred[:10]).all()  # s <= W
+    for s in (11, 12, 50, 51, 65, 80):
+        assert pred[s - 1] == pytest.approx(_bound_truth(lrs, s, law), rel=1e-12)
+    assert law.predict(lrs, [12, 80]) == pytest.approx(pred[[11, 79]], rel=1e-12)
+    # hand-computed: lrs (1, 1), G = 1: T2 = 2/4, T3 = 1/2 (bound_terms' doctest), S1 = 2
+    two = L.BoundLaw(L0=0.0 + 1e-9, A=1.0, alpha=1.0, B=1.0).predict([1.0, 1.0])[1]
+    assert two == pytest.approx(1e-9 + 0.5 + 1.0)
+    # a zero LR at the horizon: the bound divides by zero there, the law says NaN
+    assert np.isnan(L.BoundLaw(L0=1, A=1, alpha=1, B=1).predict([1.0, 0.5, 0.0])[2])
+
+
+@pytest.mark.parametrize("alpha", [1.0, None])
+def test_fit_bound_recovers_exact_parameters(alpha):
+    truth = L.BoundLaw(L0=1.2, A=0.05, alpha=1.0 if alpha else 0.6, B=3.0, warmup_steps=10)
+    ramp = np.linspace(0.002, 0.02, 10)
+    curves = []
+    for post in (np.full(490, 0.02), 0.01 * (1 + np.cos(np.pi * np.arange(490) / 490)) + 1e-6):
+        lrs = np.concatenate([ramp, post])
+        steps = np.arange(11, 501, 5)
+        curves.append(Curve(lrs, steps, truth.predict(lrs, steps)))
+    fit = law_fit.fit_bound(curves, warmup_steps=10, alpha=alpha)
+    for name in ("L0", "A", "alpha", "B"):
+        assert getattr(fit.law, name) == pytest.approx(getattr(truth, name), rel=1e-4), name
+    assert fit.rmse_log < 1e-6
+    with pytest.raises(SpecError, match="alpha"):
+        law_fit.fit_bound(curves, alpha=-1.0)

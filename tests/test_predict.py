@@ -87,6 +87,31 @@ def test_law_file_round_trip_and_errors(tmp_path, law_db):
         predict.fit_runs([], "cubic")
 
 
+def test_a_fit_can_leave_out_the_start_of_each_run(law_db, tmp_path):
+    db, ids = law_db
+    with open_store(db) as store:
+        runs = [predict.load_run(store, ids[s]) for s in ("constant:warmup=0.05", "cosine:warmup=0.05")]
+    whole = predict.fit_runs(runs, "annealing")
+    late = predict.fit_runs(runs, "annealing", start=0.5)
+    # 400 points per 1,200-update run, those after warm-up (60 updates) are fitted
+    kept = [int(np.sum(r.curve().steps > 60)) for r in runs]
+    assert whole.n_points == sum(kept) and whole.start == 0.0
+    assert late.n_points == sum(int(np.sum(r.curve().steps >= 600)) for r in runs) and late.start == 0.5
+    assert late.law.L0 == pytest.approx(LAW.L0, rel=0.05)  # the law holds on the late half too
+    again = predict.load_law(late.save(tmp_path / "late.json"))
+    assert again.start == 0.5 and again.law == late.law
+    for bad in (-0.1, 0.95, "x", True):
+        with pytest.raises(SpecError, match="start must be a share"):
+            predict.fit_runs(runs, "annealing", start=bad)
+    r = runner.invoke(app, ["predict", "fit", str(runs[0].trial_id), str(runs[1].trial_id), "--law", "bound",
+                            "--db", str(db), "--out", str(tmp_path / "b.json")])
+    assert r.exit_code == 0, r.output
+    assert "bound law" in r.output and "first 10% of each run left out" in r.output
+    assert predict.load_law(tmp_path / "b.json").law.LAW == "bound"
+    r = runner.invoke(app, ["predict", "fit", str(runs[0].trial_id), "--start", "2", "--db", str(db)])
+    assert r.exit_code == 2 and "start must be a share" in r.output and "Traceback" not in r.output
+
+
 def test_runs_with_different_warmups_are_refused(law_db, tmp_path):
     db, ids = law_db
     other = _store_law_run(db, "cosine:warmup=0.2", 1200, 9)

@@ -47,6 +47,7 @@ __all__ = [
     "BoundTerms",
     "bound_terms",
     "minimize_bound",
+    "noise_terms",
     "nonnegative_vector",
     "optimal_base_lr",
     "prefix_bounds",
@@ -161,34 +162,46 @@ def bound_terms(lrs: ArrayLike, grad_norms: ArrayLike | None = None, D: float = 
 
 
 def _prefix_parts(
-    lrs: ArrayLike, grad_norms: ArrayLike | None, D: float
+    lrs: ArrayLike, grad_norms: ArrayLike | None, D: float, horizons: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(T1(t), T2(t) + T3(t))`` for every prefix horizon ``t``; ``inf`` where ``eta_t = 0``."""
+    """``(T1(t), T2(t) + T3(t))`` for every prefix horizon ``t`` (or only at the 0-based,
+    increasing indices ``horizons`` of the last used step); ``inf`` where ``eta_t = 0``."""
     eta, g = _inputs(lrs, grad_norms, D)
     n = eta.size
+    at = np.arange(n) if horizons is None else np.asarray(horizons, dtype=np.int64)
     q = eta * eta * g * g
-    t1 = np.empty(n)
-    rest = np.empty(n)
-    rows = max(1, _CHUNK_ELEMENTS // n)
-    cols = np.arange(n)
-    for a in range(0, n, rows):
-        b = min(n, a + rows)
-        horizon = np.arange(a, b)[:, None]  # 0-based index of the last used step
+    t1 = np.empty(at.size)
+    rest = np.empty(at.size)
+    width = int(at[-1]) + 1 if at.size else 0
+    rows = max(1, _CHUNK_ELEMENTS // max(width, 1))
+    cols = np.arange(width)
+    for a in range(0, at.size, rows):
+        h = at[a : a + rows]
+        b = int(h[-1]) + 1  # the block needs columns up to its largest horizon
+        horizon = h[:, None]  # 0-based index of the last used step
         # Row i holds eta_1..eta_h then zeros, so its reverse cumsum is beta_k^(h) summed in
         # the same order as bound_terms does (no prefix-sum differences, no cancellation).
         m = np.where(cols[None, :b] <= horizon, eta[None, :b], 0.0)
         beta = np.cumsum(m[:, ::-1], axis=1)[:, ::-1]
         # alpha_k^(h) = beta_{k+1}^(h): column j = k + 1 pairs with q_k (j <= h).
         valid = (cols[None, 1:b] <= horizon) & (beta[:, 1:] > 0)
-        ratio = np.divide(q[None, : b - 1], beta[:, 1:], out=np.zeros((b - a, b - 1)), where=valid)
-        last = eta[a:b]
+        ratio = np.divide(q[None, : b - 1], beta[:, 1:], out=np.zeros((h.size, b - 1)), where=valid)
         with np.errstate(divide="ignore"):
-            t1[a:b] = D * D / (2.0 * beta[:, 0])
-        rest[a:b] = 0.5 * (ratio.sum(axis=1) + last * g[a:b] ** 2)
-    bad = eta == 0.0
+            t1[a : a + rows] = D * D / (2.0 * beta[:, 0])
+        rest[a : a + rows] = 0.5 * (ratio.sum(axis=1) + eta[h] * g[h] ** 2)
+    bad = eta[at] == 0.0
     t1[bad] = np.inf
     rest[bad] = np.inf
     return t1, rest
+
+
+def noise_terms(lrs: ArrayLike, steps: ArrayLike) -> np.ndarray:
+    """``T2(s) + T3(s)`` of the bound with ``G = 1`` at horizons ``s`` (1-based update
+    counts, increasing), each using only ``eta_1 .. eta_s``: the part of the bound that
+    grows with the LR (gradient noise), the ``R`` of :class:`steplab.analysis.laws.BoundLaw`.
+    ``inf`` where ``eta_s = 0``. O(len(steps) x max(steps)) work in vectorized blocks."""
+    s = np.asarray(steps, dtype=np.int64)
+    return _prefix_parts(lrs, None, 1.0, s - 1)[1]
 
 
 def prefix_bounds(

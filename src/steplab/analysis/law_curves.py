@@ -52,6 +52,12 @@ class Curve:
         object.__setattr__(self, "steps", steps.astype(np.int64))
         object.__setattr__(self, "losses", losses)
 
+    def since(self, first: int) -> Curve:
+        """The points taken after ``first`` updates or more (the LRs stay whole: a law's
+        areas still start at update 0)."""
+        keep = self.steps >= int(first)
+        return Curve(lrs=self.lrs, steps=self.steps[keep], losses=self.losses[keep])
+
 
 def _smooth(losses: Array, width: int) -> Array:
     """Centred moving average (NaN where ``losses`` is not finite). The half-width at index

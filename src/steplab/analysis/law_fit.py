@@ -16,10 +16,12 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy import optimize
 
+from steplab.analysis.bound import noise_terms
 from steplab.analysis.law_curves import MIN_POINTS, Curve
 from steplab.analysis.law_inputs import Array, check_warmup, one_blas_thread
 from steplab.analysis.laws import (
     AnnealingLaw,
+    BoundLaw,
     Law,
     LossDrop,
     MultiPowerLaw,
@@ -28,7 +30,7 @@ from steplab.analysis.laws import (
 )
 from steplab.errors import SpecError
 
-__all__ = ["HUBER_DELTA", "FitResult", "fit_annealing", "fit_multipower", "fit_power_baseline"]
+__all__ = ["HUBER_DELTA", "FitResult", "fit_annealing", "fit_bound", "fit_multipower", "fit_power_baseline"]
 
 #: Huber threshold on log-loss residuals (Tissue et al. 2024; Luo et al. 2025).
 HUBER_DELTA = 1e-3
@@ -134,6 +136,33 @@ def _too_few(n: int, what: str) -> SpecError:
     )
 
 
+def _fit_power_plus(S1: Array, X: Array, y: Array, alphas: Array, fixed: bool = False) -> tuple[Array, float, float]:
+    """``L0 + A * S1**-alpha + K * X`` fitted to ``y`` (the annealing law with ``X = -S2``,
+    the bound law with ``X = R``): a non-negative least-squares scan of ``L0, A, K`` over
+    ``alphas``, then L-BFGS-B from the three best (``alpha`` held at ``alphas[0]`` when
+    ``fixed``). Returns ``(L0, A, alpha, K)``, the objective and the RMS log error."""
+    logS1 = np.log(S1)
+
+    def model(p: Array) -> tuple[Array, Array]:
+        L0, A, alpha, K = p
+        pw = np.exp(-alpha * logS1)
+        return L0 + A * pw + K * X, np.column_stack([np.ones_like(S1), pw, -A * pw * logS1, X])
+
+    scans = []
+    for alpha in alphas:
+        cols = np.column_stack([np.ones_like(S1), S1**-alpha, X])
+        coef, val = _nnls_scan(cols, y)
+        coef = _floor(coef, cols, y)
+        scans.append((val, np.array([coef[0], coef[1], alpha, coef[2]])))
+    scans.sort(key=lambda item: item[0])
+    lower = np.array([1e-8, 1e-12, alphas[0] if fixed else 1e-4, 1e-12])
+    upper = np.array([1e3 * y.max(), 1e12, alphas[0] if fixed else 10.0, 1e12])
+    p, val = _best_of(model, y, [p0 for _, p0 in scans[:3]], lower, upper)
+    if fixed:
+        p[2] = alphas[0]  # exactly, not its log's round trip
+    return p, val, _rmse_log(model(p)[0], y)
+
+
 @one_blas_thread
 def fit_annealing(
     curves: Curve | Sequence[Curve],
@@ -158,24 +187,7 @@ def fit_annealing(
     S1, S2, y = np.concatenate(s1s), np.concatenate(s2s), np.concatenate(ys)
     if y.size < MIN_POINTS:
         raise _too_few(y.size, "annealing")
-    logS1 = np.log(S1)
-
-    def model(p: Array) -> tuple[Array, Array]:
-        L0, A, alpha, C = p
-        pw = np.exp(-alpha * logS1)
-        pred = L0 + A * pw - C * S2
-        return pred, np.column_stack([np.ones_like(S1), pw, -A * pw * logS1, -S2])
-
-    scans = []
-    for alpha in np.geomspace(0.05, 3.0, 24):
-        cols = np.column_stack([np.ones_like(S1), S1**-alpha, -S2])
-        coef, val = _nnls_scan(cols, y)
-        coef = _floor(coef, cols, y)
-        scans.append((val, np.array([coef[0], coef[1], alpha, coef[2]])))
-    scans.sort(key=lambda item: item[0])
-    lower = np.array([1e-8, 1e-12, 1e-4, 1e-12])
-    upper = np.array([1e3 * y.max(), 1e12, 10.0, 1e12])
-    p, val = _best_of(model, y, [p0 for _, p0 in scans[:3]], lower, upper)
+    p, val, rmse = _fit_power_plus(S1, -S2, y, np.geomspace(0.05, 3.0, 24))
     law = AnnealingLaw(
         L0=p[0],
         A=p[1],
@@ -185,9 +197,7 @@ def fit_annealing(
         warmup_steps=warmup_steps,
         include_warmup=include_warmup,
     )
-    return FitResult(
-        law=law, residual=val, rmse_log=_rmse_log(model(p)[0], y), n_points=int(y.size)
-    )
+    return FitResult(law=law, residual=val, rmse_log=rmse, n_points=int(y.size))
 
 
 @one_blas_thread
@@ -249,6 +259,37 @@ def fit_multipower(curves: Curve | Sequence[Curve], *, warmup_steps: int = 0) ->
     return FitResult(
         law=law, residual=val, rmse_log=_rmse_log(model(p)[0], y), n_points=int(y.size)
     )
+
+
+@one_blas_thread
+def fit_bound(
+    curves: Curve | Sequence[Curve], *, warmup_steps: int = 0, alpha: float | None = 1.0
+) -> FitResult:
+    """Fit :class:`BoundLaw` jointly to one or more curves by the same Huber-on-log-loss
+    objective. ``alpha=1`` (default) is Schaipp et al. 2025's own fit of the bound with
+    constant gradient norms (formula sheet §7.4: ``C + M * Omega_s``, whose ``D^2 / 2S`` term
+    is ``A / S1``); ``alpha=None`` fits the exponent too. Points with ``s <= warmup_steps``
+    and points where the bound is infinite (an LR of 0 at ``s``) are left out."""
+    fixed = alpha is not None
+    if fixed and not (isinstance(alpha, (int, float)) and 0 < alpha <= 10):
+        raise SpecError(f"alpha must be a number in (0, 10] or None (fitted), got {alpha!r}")
+    s1s, rs, ys = [], [], []
+    for c in _as_curves(curves):
+        w = check_warmup(warmup_steps, c.lrs.size)
+        steps = c.steps[c.steps > w]
+        r = noise_terms(c.lrs, steps)
+        s1 = np.cumsum(c.lrs)[steps - 1]
+        ok = np.isfinite(r) & (s1 > 0)
+        s1s.append(s1[ok])
+        rs.append(r[ok])
+        ys.append(c.losses[c.steps > w][ok])
+    S1, R, y = np.concatenate(s1s), np.concatenate(rs), np.concatenate(ys)
+    if y.size < MIN_POINTS:
+        raise _too_few(y.size, "bound")
+    grid = np.array([float(alpha)]) if fixed else np.geomspace(0.05, 3.0, 24)  # type: ignore[arg-type]
+    p, val, rmse = _fit_power_plus(S1, R, y, grid, fixed)
+    law = BoundLaw(L0=p[0], A=p[1], alpha=p[2], B=p[3], warmup_steps=warmup_steps)
+    return FitResult(law=law, residual=val, rmse_log=rmse, n_points=int(y.size))
 
 
 @one_blas_thread

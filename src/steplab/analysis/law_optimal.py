@@ -14,8 +14,10 @@ One convention for fitting and optimising (sheet §4.2): the objective *is*
 ``law.predict(lrs)[-1]`` of :mod:`steplab.analysis.laws` for the full schedule (the warm-up
 ramp ``peak * (k+1)/W`` included as the area ``S_W``; the first post-warm-up update is at
 the peak and has no drop). Both laws are supported: the multi-power law (Luo et al. Eq. 5)
-and the annealing law (Tissue et al. 2024, arXiv 2408.11029, Eq. 1), whose final-step
-annealing area is linear in the drops: ``S2(T) = sum_j d_j (1 - lam**(n-j)) / (1 - lam)``.
+the annealing law (Tissue et al. 2024, arXiv 2408.11029, Eq. 1), whose final-step
+annealing area is linear in the drops: ``S2(T) = sum_j d_j (1 - lam**(n-j)) / (1 - lam)``,
+and the bound law (Schaipp et al. 2025 fitted as a law, ``laws.BoundLaw``), whose noise term
+has a closed-form gradient (:func:`_noise_grad`).
 
 Robustness (our addition, issue 26): the objective can be the mean or the worst case of the
 predicted final loss over an *ensemble* of laws (e.g. both laws, or the leave-one-schedule-out
@@ -35,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from steplab import schedules
-from steplab.analysis.laws import AnnealingLaw, MultiPowerLaw
+from steplab.analysis.laws import AnnealingLaw, BoundLaw, MultiPowerLaw
 from steplab.errors import SpecError
 
 __all__ = [
@@ -62,7 +64,7 @@ STANDARD: dict[str, dict[str, Any]] = {
 STEP_PER_PEAK = 5e-9 / 3e-4
 LUO_STEPS = 24_000 - 2_160
 MIN_LR = 1e-10  # Luo et al.'s OPT_MIN_LR
-Law = AnnealingLaw | MultiPowerLaw
+Law = AnnealingLaw | MultiPowerLaw | BoundLaw
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,20 +110,40 @@ def _check_law(law: Any) -> Law:
         if law.include_warmup:
             raise SpecError("law-optimal schedules need the annealing law fitted without --include-warmup")
         return law
-    if isinstance(law, MultiPowerLaw):
+    if isinstance(law, (MultiPowerLaw, BoundLaw)):
         return law
-    raise SpecError(f"a law-optimal schedule needs an annealing or multipower law, got {type(law).__name__}")
+    raise SpecError(f"a law-optimal schedule needs an annealing, multipower or bound law, got {type(law).__name__}")
 
 
-def final_loss_grad(law: Law, post: np.ndarray, warmup_area: float) -> tuple[float, np.ndarray]:
+def _noise_grad(eta: np.ndarray) -> tuple[float, np.ndarray]:
+    """``R = T2 + T3`` of the bound at ``G = 1`` over all of ``eta`` and its gradient:
+    ``R = (sum_{k<T} eta_k^2 / a_k + eta_T) / 2`` with ``a_k = sum_{j>k} eta_j``
+    (``steplab.analysis.bound``), so ``dR/d eta_i = eta_i / a_i - sum_{k<i} eta_k^2 / (2 a_k^2)``
+    (+ 1/2 for the last)."""
+    a = np.cumsum(eta[::-1])[::-1][1:]  # a_k, k = 0 .. T-2
+    head = eta[:-1]
+    value = 0.5 * (float(np.sum(head * head / a)) + float(eta[-1]))
+    grad = np.zeros(eta.size)
+    grad[:-1] = head / a
+    grad[1:] -= 0.5 * np.cumsum(head * head / (a * a))
+    grad[-1] += 0.5
+    return value, grad
+
+
+def final_loss_grad(law: Law, post: np.ndarray, warmup_area: float,
+                    ramp: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     """Predicted loss after the last update and its gradient in the post-warm-up LRs
     ``post`` (``post[0]`` the first post-warm-up LR, which has no drop); ``warmup_area`` is
-    the warm-up's LR area ``S_W``. Equals ``law.predict(concat(ramp, post))[-1]``."""
+    the warm-up's LR area ``S_W`` and ``ramp`` its LRs (the bound law needs each of them).
+    Equals ``law.predict(concat(ramp, post))[-1]``."""
     e = np.asarray(post, dtype=np.float64)
     n = e.size
     total = warmup_area + e.sum()
     value = law.L0 + law.A * total ** (-law.alpha)
     grad = np.full(n, -law.alpha * law.A * total ** (-law.alpha - 1.0))
+    if isinstance(law, BoundLaw):
+        r, dr = _noise_grad(np.concatenate([np.zeros(0) if ramp is None else ramp, e]))
+        return float(value + law.B * r), grad + law.B * dr[dr.size - n:]
     d = np.zeros(n)
     d[1:] = e[:-1] - e[1:]  # drop into update i (none into the first)
     if isinstance(law, AnnealingLaw):
@@ -172,7 +194,8 @@ def standard_losses(laws: Sequence[Law], budget_steps: int, peak_lr: float, warm
     for name, d in STANDARD.items():
         post = peak_lr * np.asarray(
             schedules.values(schedules.build(d, budget_steps - warmup_steps), budget_steps - warmup_steps))
-        out[name] = tuple(final_loss_grad(law, post, float(_ramp(peak_lr, warmup_steps).sum()))[0] for law in laws)
+        ramp = _ramp(peak_lr, warmup_steps)
+        out[name] = tuple(final_loss_grad(law, post, float(ramp.sum()), ramp)[0] for law in laws)
     return out
 
 
@@ -213,11 +236,12 @@ def optimize_schedule(
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
         raise SpecError(f"iterations must be an integer >= 0, got {iterations!r}")
     n = budget_steps - warmup_steps
-    area = float(_ramp(peak_lr, warmup_steps).sum())
+    ramp = _ramp(peak_lr, warmup_steps)
+    area = float(ramp.sum())
     lr = peak_lr * STEP_PER_PEAK * LUO_STEPS / n if step is None else float(step)
 
     def evaluate(post: np.ndarray) -> tuple[float, np.ndarray]:
-        vals, grads = zip(*(final_loss_grad(law, post, area) for law in ens), strict=True)
+        vals, grads = zip(*(final_loss_grad(law, post, area, ramp) for law in ens), strict=True)
         return _combine(list(vals), list(grads), objective)
 
     standard = standard_losses(ens, budget_steps, peak_lr, warmup_steps)
@@ -254,12 +278,12 @@ def optimize_schedule(
         np.clip(delta, 0.0, peak_lr, out=delta)
         delta[peak_lr - np.cumsum(delta) <= min_lr] = 0.0
     post = lrs_of(best_delta)
-    full = np.concatenate([_ramp(peak_lr, warmup_steps), post])
+    full = np.concatenate([ramp, post])
     spec = piecewise_spec(full / peak_lr, warmup_steps, knots=knots)
     spec_lrs = peak_lr * np.asarray(schedules.values(schedules.build(spec, budget_steps), budget_steps))
     return LawOptimal(
         lrs=full, peak_lr=float(peak_lr), warmup_steps=warmup_steps, spec=spec,
-        predicted=tuple(final_loss_grad(law, post, area)[0] for law in ens),
+        predicted=tuple(final_loss_grad(law, post, area, ramp)[0] for law in ens),
         spec_predicted=tuple(float(dataclasses.replace(law, warmup_steps=warmup_steps).predict(spec_lrs)[-1])
                              for law in ens),
         standard=standard, objective=objective, iterations=iterations, laws=tuple(ens),

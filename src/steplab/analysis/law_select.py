@@ -5,9 +5,11 @@ intervals, and the wall-clock form of a prediction.
   et al. 2024, arXiv 2408.11029, and Luo et al. 2025, arXiv 2503.12811): with runs of ``k >= 2``
   schedules, fit each candidate law on ``k - 1`` of them and predict the held-out one; the
   candidate with the lowest mean relative error of the held-out *final* loss wins (ties: the
-  mean error over the held-out curve). Candidates are the multi-power law and the annealing
-  law at each decay ``lambda`` of :data:`steplab.analysis.predict.LAMBDA_GRID` (so ``lambda`` is
-  fitted by held-out error rather than by the fit residual).
+  mean error over the held-out curve). Candidates are the multi-power law, the bound law
+  (Schaipp et al. 2025, ``laws.BoundLaw``) and the annealing law at each decay ``lambda``
+  of :data:`steplab.analysis.predict.LAMBDA_GRID` (so ``lambda`` is fitted by held-out error
+  rather than by the fit residual); each is fitted leaving out its law's
+  :data:`~steplab.analysis.predict.DEFAULT_START`.
 * **Ensemble and intervals**: the best candidates, refitted on all runs, form an ensemble;
   a prediction's interval is the union of the ensemble's spread and the chosen law's point
   times ``1 +- q``, ``q`` the largest held-out final-loss error seen in LOSO. This is a
@@ -57,9 +59,9 @@ class Candidate:
         return self.law if self.lam is None else f"{self.law}(lambda={self.lam:g})"
 
 
-#: the default candidates: the multi-power law and the annealing law at each lambda
+#: the default candidates: the multi-power law, the bound law and the annealing law at each lambda
 CANDIDATES: tuple[Candidate, ...] = (
-    Candidate("multipower"), *(Candidate("annealing", lam) for lam in predict.LAMBDA_GRID))
+    Candidate("multipower"), Candidate("bound"), *(Candidate("annealing", lam) for lam in predict.LAMBDA_GRID))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,15 +107,7 @@ def fit_candidate(runs: Sequence[predict.Run], cand: Candidate, *, max_points: i
 
 
 def _fit(runs: Sequence[predict.Run], law: str, max_points: int, **kwargs: Any) -> Law:
-    from steplab.analysis.law_fit import fit_annealing, fit_multipower
-
-    w = predict.shared_warmup(runs)
-    curves = [r.curve(max_points=max_points) for r in runs]
-    if law == "annealing":
-        return fit_annealing(curves, lam=kwargs["lam"], warmup_steps=w).law
-    if law == "multipower":
-        return fit_multipower(curves, warmup_steps=w).law
-    raise SpecError(f"unknown law {law!r}; use one of {', '.join(predict.LAWS)}")
+    return predict.fit_runs(runs, law, max_points=max_points, **kwargs).law
 
 
 def _errors(law: Law, run: predict.Run, max_points: int) -> tuple[float, float]:

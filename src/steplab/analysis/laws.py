@@ -1,6 +1,6 @@
 """Loss-curve laws: predict a training-loss curve from the (absolute) learning-rate schedule.
 
-Three laws, each a frozen, JSON-round-tripping dataclass with ``predict``:
+Four laws, each a frozen, JSON-round-tripping dataclass with ``predict``:
 
 * :class:`AnnealingLaw` - Tissue, Wang & Wang 2024, "Scaling Law with Learning Rate
   Annealing" (arXiv:2408.11029), the law of their abstract:
@@ -8,6 +8,10 @@ Three laws, each a frozen, JSON-round-tripping dataclass with ``predict``:
 * :class:`MultiPowerLaw` - Luo et al. 2025, "A Multi-Power Law for Loss Curve Prediction
   Across Learning Rate Schedules" (arXiv:2503.12811), the multi-power form
   ``L(t) = L0 + A*(S1(t)+S_W)**-alpha - LD(t)``.
+* :class:`BoundLaw` - Schaipp et al. 2025, "The Surprising Agreement Between Convex
+  Optimization Theory and Learning-Rate Scheduling for Large Model Training"
+  (arXiv:2501.18965): their convex last-iterate bound fitted to a curve,
+  ``L(s) = L0 + A*S1(s)**-alpha + B*R(s)``.
 * :class:`PowerLawBaseline` - ``L(t) = a + b*t**-c``: what learning-curve extrapolation does
   when it does not know the schedule.
 
@@ -51,6 +55,7 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy import signal
 
+from steplab.analysis.bound import noise_terms
 from steplab.analysis.law_inputs import (
     Array,
     as_eval_steps,
@@ -65,6 +70,7 @@ from steplab.errors import SpecError
 
 __all__ = [
     "AnnealingLaw",
+    "BoundLaw",
     "Law",
     "LossDrop",
     "MultiPowerLaw",
@@ -286,6 +292,64 @@ class MultiPowerLaw:
 
 
 # ----------------------------------------------------------------------------------
+# Schaipp et al. 2025: the convex bound fitted as a law
+# ----------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class BoundLaw:
+    """``L(s) = L0 + A * S1(s)**(-alpha) + B * R(s)``: the last-iterate bound of Schaipp et
+    al. 2025 ("The Surprising Agreement Between Convex Optimization Theory and Learning-Rate
+    Scheduling for Large Model Training", arXiv 2501.18965, Thm 1) fitted to a loss curve.
+
+    With constant gradient norms ``G`` their fit to real curves (formula sheet §7.4, their
+    ``fit.py``: ``loss = C + M * Omega_s``) reads ``L0 + (M D^2 / 2) / S1(s) + M G^2 R(s)``,
+    ``R = T2 + T3`` at ``G = 1`` (:func:`steplab.analysis.bound.noise_terms`): the law with
+    ``alpha = 1``, the default of :func:`~steplab.analysis.law_fit.fit_bound`. ``alpha`` free
+    is our extension (a non-convex curve falls more slowly than ``1/S1``). ``S1(s)`` sums every
+    update's LR, warm-up included, and so does ``R``; ``L(s)`` for ``s <= warmup_steps`` is
+    NaN, as for the other laws, and so is ``L(s)`` where the LR of update ``s`` is 0 (the bound
+    divides by zero there).
+    """
+
+    L0: float
+    A: float
+    alpha: float
+    B: float
+    warmup_steps: int = 0
+
+    LAW: ClassVar[str] = "bound"
+
+    def __post_init__(self) -> None:
+        check_params(self, ("L0", "A", "alpha", "B"))
+        check_warmup(self.warmup_steps)
+        object.__setattr__(self, "warmup_steps", int(self.warmup_steps))
+
+    def predict(
+        self, lrs: Sequence[float] | Array, steps: Sequence[int] | Array | None = None
+    ) -> Array:
+        """Loss after ``s`` updates for ``s = 1 .. len(lrs)`` (or only the given ``steps``;
+        the cost is O(#steps x len(lrs)))."""
+        eta = as_lrs(lrs)
+        w = check_warmup(self.warmup_steps, eta.size)
+        s = np.arange(1, eta.size + 1) if steps is None else as_eval_steps(steps, eta.size)
+        out = np.full(s.size, np.nan)
+        valid = s > w
+        if valid.any():
+            sv = s[valid]
+            r = noise_terms(eta, sv)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                pred = self.L0 + self.A * np.cumsum(eta)[sv - 1] ** (-self.alpha) + self.B * r
+            out[valid] = np.where(np.isfinite(r), pred, np.nan)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"law": self.LAW, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> BoundLaw:
+        return law_from_fields(cls, d)
+
+
+# ----------------------------------------------------------------------------------
 # Schedule-blind baseline
 # ----------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
@@ -317,8 +381,8 @@ class PowerLawBaseline:
         return law_from_fields(cls, d)
 
 
-Law = AnnealingLaw | MultiPowerLaw | PowerLawBaseline
-_LAWS: dict[str, Any] = {c.LAW: c for c in (AnnealingLaw, MultiPowerLaw, PowerLawBaseline)}
+Law = AnnealingLaw | MultiPowerLaw | BoundLaw | PowerLawBaseline
+_LAWS: dict[str, Any] = {c.LAW: c for c in (AnnealingLaw, MultiPowerLaw, BoundLaw, PowerLawBaseline)}
 
 
 def law_from_dict(d: Mapping[str, Any]) -> Law:

@@ -4,8 +4,9 @@ runs recorded with :class:`steplab.training.recorder.Recorder`).
 
 * Laws (:mod:`steplab.analysis.laws`): the annealing law of Tissue, Wang & Wang 2024 ("Scaling Law
   with Learning Rate Annealing", arXiv 2408.11029, Eq. 1) and the multi-power law of Luo et
-  al. 2025 (arXiv 2503.12811, Eq. 5), fitted on the training-loss traces of one or two runs;
-  a fitted law predicts the curve of any schedule at the same LR scale.
+  al. 2025 (arXiv 2503.12811, Eq. 5), and the convex bound of Schaipp et al. 2025 fitted as a
+  law (their §7.4 fit, ``laws.BoundLaw``), fitted on the training-loss traces of one or more
+  runs; a fitted law predicts the curve of any schedule at the same LR scale.
 * The bound (:mod:`steplab.analysis.bound`): Schaipp et al. 2025 (arXiv 2501.18965, Thm 1) along a
   run for any schedule, its optimal base LR, the LR at another horizon; the power-law rule
   of Bjorck et al. 2024 ("Scaling Optimal LR Across Token Horizons", arXiv 2409.19913) fitted
@@ -13,8 +14,8 @@ runs recorded with :class:`steplab.training.recorder.Recorder`).
 
 Warm-up handling: the annealing law leaves warm-up updates out of its LR areas by default
 (Tissue et al. §3 treat warm-up separately; ``include_warmup=True`` keeps them); the
-multi-power law adds the warm-up area ``S_W``. A fit needs its runs to share the warm-up
-length; a prediction uses the predicted schedule's own warm-up.
+multi-power law adds the warm-up area ``S_W``; the bound law sums every update. A fit needs
+its runs to share the warm-up length; a prediction uses the predicted schedule's own warm-up.
 """
 
 from __future__ import annotations
@@ -31,10 +32,14 @@ import numpy as np
 from steplab import schedules
 from steplab.analysis import bound, laws
 from steplab.analysis.law_curves import MIN_POINTS, Curve, prepare_curve
-from steplab.analysis.law_fit import fit_annealing, fit_multipower
+from steplab.analysis.law_fit import fit_annealing, fit_bound, fit_multipower
 from steplab.errors import SpecError, read_text_file
 
-LAWS = ("annealing", "multipower")
+LAWS = ("annealing", "multipower", "bound")
+#: the share of each run a law leaves out at the start of its fit (``fit_runs(start=None)``):
+#: none for the annealing and multi-power laws, as their papers fit; the first 10% for the
+#: bound, which describes the convex-like later phase (chosen on charlm, ``benchmarks/predict.py``)
+DEFAULT_START = {"annealing": 0.0, "multipower": 0.0, "bound": 0.1}
 
 #: schedule families ``predict best`` searches, each a list of specs
 FAMILIES: dict[str, list[dict[str, Any]]] = {
@@ -139,11 +144,13 @@ class FittedLaw:
     trial_ids: tuple[int, ...]
     peak_lr: float
     steps: tuple[int, ...]
+    #: the share of each run left out at the start of the fit
+    start: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {"law": self.law.to_dict(), "fit": {"residual": self.residual, "rmse_log": self.rmse_log,
                 "n_points": self.n_points, "trial_ids": list(self.trial_ids), "peak_lr": self.peak_lr,
-                "steps": list(self.steps)}}
+                "steps": list(self.steps), "start": self.start}}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FittedLaw:
@@ -151,7 +158,7 @@ class FittedLaw:
             fit = d["fit"]
             return cls(laws.law_from_dict(d["law"]), float(fit["residual"]), float(fit["rmse_log"]),
                        int(fit["n_points"]), tuple(int(i) for i in fit["trial_ids"]), float(fit["peak_lr"]),
-                       tuple(int(s) for s in fit["steps"]))
+                       tuple(int(s) for s in fit["steps"]), float(fit.get("start", 0.0)))
         except (KeyError, TypeError, ValueError, OverflowError) as e:
             raise SpecError(f"not a steplab law file (missing or bad {e}); write one with `steplab predict fit`") from None
 
@@ -189,11 +196,32 @@ def shared_warmup(runs: Sequence[Run]) -> int:
         raise SpecError(f"the runs warm up for different numbers of steps ({sorted(warm)}); fit runs that share one warm-up")
     return warm.pop()
 
+
+def start_of(law: str, start: float | None) -> float:
+    """The share of each run left out at the start of a fit: ``start``, or the law's
+    :data:`DEFAULT_START`; one line naming the fix when it is not in ``[0, 0.9]``."""
+    if start is None:
+        return DEFAULT_START.get(law, 0.0)
+    if isinstance(start, bool) or not isinstance(start, (int, float)) or not 0.0 <= start <= 0.9:
+        raise SpecError(f"start must be a share of the run in [0, 0.9] (0.1 leaves out the first 10%), got {start!r}")
+    return float(start)
+
+
+def fit_curves(runs: Sequence[Run], start: float = 0.0, *, upto: int | None = None,
+               max_points: int = 400) -> list[Curve]:
+    """Each run's curve (up to ``upto`` updates) without the points of its first ``start``
+    share of updates."""
+    return [r.curve(upto=upto, max_points=max_points).since(math.ceil(start * r.updates)) for r in runs]
+
+
 def fit_runs(runs: Sequence[Run], law: str = "annealing", *, lam: float | str = 0.999,
-             include_warmup: bool = False, upto: int | None = None) -> FittedLaw:
-    """Fit ``law`` jointly on ``runs`` (one or two, e.g. constant + cosine) by Huber loss on
-    log loss (Tissue et al. 2024 §4; Luo et al. 2025 §4). ``upto`` fits only the first
-    updates of each run.
+             include_warmup: bool = False, upto: int | None = None, start: float | None = None,
+             max_points: int = 400) -> FittedLaw:
+    """Fit ``law`` jointly on ``runs`` (one or more, e.g. constant + cosine) by Huber loss on
+    log loss (Tissue et al. 2024 §4; Luo et al. 2025 §4; Schaipp et al. 2025 §7.4 for the
+    bound). ``upto`` fits only the first updates of each run; ``start`` leaves out the points
+    of the first share of each run (default: :data:`DEFAULT_START` of the law), whose LR
+    areas still count; ``max_points`` caps each run's curve (:meth:`Run.curve`).
 
     ``lam`` is the annealing law's momentum decay (the paper fixes 0.999, a memory of ~1,000
     updates); ``lam="fit"`` fits the law at every value of :data:`LAMBDA_GRID` and keeps the
@@ -203,20 +231,24 @@ def fit_runs(runs: Sequence[Run], law: str = "annealing", *, lam: float | str = 
             raise SpecError(f"lambda must be a number in [0, 1) or 'fit', got {lam!r}")
         if law != "annealing":
             raise SpecError("lambda='fit' applies to the annealing law only")
-        fits = [fit_runs(runs, law, lam=g, include_warmup=include_warmup, upto=upto) for g in LAMBDA_GRID]
+        fits = [fit_runs(runs, law, lam=g, include_warmup=include_warmup, upto=upto, start=start,
+                         max_points=max_points) for g in LAMBDA_GRID]
         return min(fits, key=lambda f: f.residual)
     if law not in LAWS:
         raise SpecError(f"unknown law {law!r}; use one of {', '.join(LAWS)}")
     if not runs:
         raise SpecError("fit needs at least one run")
+    first = start_of(law, start)
     w = shared_warmup(runs)
-    curves = [r.curve(upto=upto) for r in runs]
+    curves = fit_curves(runs, first, upto=upto, max_points=max_points)
     if law == "annealing":
         res = fit_annealing(curves, lam=lam, warmup_steps=w, include_warmup=include_warmup)
+    elif law == "bound":
+        res = fit_bound(curves, warmup_steps=w)
     else:
         res = fit_multipower(curves, warmup_steps=w)
     return FittedLaw(res.law, res.residual, res.rmse_log, res.n_points, tuple(r.trial_id for r in runs),
-                     max(r.peak_lr for r in runs), tuple(r.updates for r in runs))
+                     max(r.peak_lr for r in runs), tuple(r.updates for r in runs), first)
 
 
 def fit_trials(store: Any, trial_ids: Sequence[int], law: str = "annealing", *, metric: str | None = None,
@@ -242,8 +274,12 @@ def predict_curve(law: laws.Law, spec: Any, budget_steps: int, peak_lr: float) -
 
 
 def final_loss(law: laws.Law, spec: Any, budget_steps: int, peak_lr: float) -> float:
-    """The predicted loss at the end of the run."""
-    return float(predict_curve(law, spec, budget_steps, peak_lr)[-1])
+    """The predicted loss at the end of the run (the law evaluated at that step alone: the
+    bound law's cost grows with the steps asked for)."""
+    if isinstance(law, laws.PowerLawBaseline):
+        return float(law.predict([budget_steps])[0])
+    lrs, w = schedule_lrs(spec, budget_steps, peak_lr)
+    return float(dataclasses.replace(law, warmup_steps=w).predict(lrs, [budget_steps])[0])
 
 
 def best_in_family(law: laws.Law, family: str, budget_steps: int, peak_lr: float, *,

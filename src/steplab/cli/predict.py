@@ -29,10 +29,13 @@ def _number(option: str, text: str) -> float:
 @friendly
 def fit_cmd(
     refs: list[str] = typer.Argument(..., metavar="TRIAL...", help="One or two trials, by id or name (e.g. a constant and a cosine run)."),
-    law: str = typer.Option("annealing", "--law", help="annealing (Tissue et al. 2024) or multipower (Luo et al. 2025)."),
+    law: str = typer.Option("annealing", "--law", help="annealing (Tissue et al. 2024), multipower (Luo et al. 2025) "
+                            "or bound (the convex bound of Schaipp et al. 2025 fitted as a law)."),
     lam: str = typer.Option("0.999", "--lambda", help="Annealing law: momentum decay of the annealing area S2, "
                             "or 'fit' to pick it from 0.9..0.999 by the fit residual (short runs)."),
     include_warmup: bool = typer.Option(False, "--include-warmup", help="Annealing law: count warm-up steps in the areas."),
+    start: float | None = typer.Option(None, "--start", help="Leave out the first share of each run from the fit "
+                                       "(default: 0 for annealing and multipower, 0.1 for bound)."),
     metric: str | None = typer.Option(None, "--metric", help="Fit an evaluated metric (e.g. train/loss, validation/loss) "
                                       "instead of the per-step training loss."),
     out: str = typer.Option("law.json", "--out", "-o", help="Write the fitted law here."),
@@ -49,15 +52,16 @@ def fit_cmd(
         trial_ids = trial_refs(store, refs)
         runs = [predict.load_run(store, t, metric) for t in trial_ids]
     fitted = predict.fit_runs(runs, law, lam=lam if lam == "fit" else _number("--lambda", lam),
-                              include_warmup=include_warmup)
+                              include_warmup=include_warmup, start=start)
     fitted.save(out)
     params = {k: v for k, v in fitted.law.to_dict().items() if k != "law"}
     console.print(f"fitted the {law} law on trial(s) {', '.join(map(str, trial_ids))} ({fitted.n_points} points): "
                   + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in params.items()),
                   highlight=False)
-    console.print(f"  fit residual (Huber on log loss) {fitted.residual:.3g}; RMS log error {fitted.rmse_log:.3%}")
-    for r in runs:
-        c = r.curve()
+    console.print(f"  fit residual (Huber on log loss) {fitted.residual:.3g}; RMS log error {fitted.rmse_log:.3%}"
+                  + (f"; the first {fitted.start:.0%} of each run left out" if fitted.start else ""), highlight=False)
+    fitted_part = predict.fit_curves(runs, fitted.start)  # the points the law was fitted on
+    for r, c in zip(runs, fitted_part, strict=True):
         pred = fitted.law.predict(c.lrs, c.steps)
         ok = np.isfinite(pred)
         err = np.abs(pred[ok] / c.losses[ok] - 1)
@@ -67,11 +71,11 @@ def fit_cmd(
         from steplab.report.plots import plot_lines
 
         series = []
-        for i, r in enumerate(runs):
+        for i, (r, part) in enumerate(zip(runs, fitted_part, strict=True)):
             c = r.curve()
             series.append((f"trial {r.trial_id}" + (" (smoothed)" if metric is None else ""), c.steps, c.losses,
                            {"color": f"C{i}", "alpha": 0.5}))
-            series.append((f"trial {r.trial_id} fit", c.steps, fitted.law.predict(c.lrs, c.steps),
+            series.append((f"trial {r.trial_id} fit", part.steps, fitted.law.predict(part.lrs, part.steps),
                            {"color": f"C{i}", "ls": "--"}))
         console.print(f"wrote {plot_lines(series, plot, ylabel=metric or 'training loss', title=f'{law} law fit', logy=True)}")
 
