@@ -42,6 +42,8 @@ def test_gradient_matches_finite_differences_and_predict():
             fd = (lo.final_loss_grad(law, post + e, float(ramp.sum()), ramp)[0]
                   - lo.final_loss_grad(law, post - e, float(ramp.sum()), ramp)[0]) / 2e-10
             assert grad[i] == pytest.approx(fd, rel=1e-5, abs=1e-6)
+    with pytest.raises(SpecError, match="pass ramp"):  # the bound's noise term needs each warm-up LR
+        lo.final_loss_grad(bound, post, float(ramp.sum()))
 
 
 def test_reproduces_luo_400m_optimum_shortened():

@@ -13,7 +13,7 @@ we re-implement it in numpy with the analytic gradient (read, not copied).
 One convention for fitting and optimising (sheet §4.2): the objective *is*
 ``law.predict(lrs)[-1]`` of :mod:`steplab.analysis.laws` for the full schedule (the warm-up
 ramp ``peak * (k+1)/W`` included as the area ``S_W``; the first post-warm-up update is at
-the peak and has no drop). Both laws are supported: the multi-power law (Luo et al. Eq. 5)
+the peak and has no drop). Three laws are supported: the multi-power law (Luo et al. Eq. 5),
 the annealing law (Tissue et al. 2024, arXiv 2408.11029, Eq. 1), whose final-step
 annealing area is linear in the drops: ``S2(T) = sum_j d_j (1 - lam**(n-j)) / (1 - lam)``,
 and the bound law (Schaipp et al. 2025 fitted as a law, ``laws.BoundLaw``), whose noise term
@@ -142,6 +142,8 @@ def final_loss_grad(law: Law, post: np.ndarray, warmup_area: float,
     value = law.L0 + law.A * total ** (-law.alpha)
     grad = np.full(n, -law.alpha * law.A * total ** (-law.alpha - 1.0))
     if isinstance(law, BoundLaw):
+        if ramp is None and warmup_area:
+            raise SpecError("the bound law's noise term needs each warm-up LR: pass ramp")
         r, dr = _noise_grad(np.concatenate([np.zeros(0) if ramp is None else ramp, e]))
         return float(value + law.B * r), grad + law.B * dr[dr.size - n:]
     d = np.zeros(n)
