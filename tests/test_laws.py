@@ -297,6 +297,7 @@ def test_bound_law_is_the_literal_bound_at_every_horizon():
     for s in (11, 12, 50, 51, 65, 80):
         assert pred[s - 1] == pytest.approx(_bound_truth(lrs, s, law), rel=1e-12)
     assert law.predict(lrs, [12, 80]) == pytest.approx(pred[[11, 79]], rel=1e-12)
+    assert law.predict(lrs, [80, 12, 51]) == pytest.approx(pred[[79, 11, 50]], rel=1e-12)  # any order
     # hand-computed: lrs (1, 1), G = 1: T2 = 2/4, T3 = 1/2 (bound_terms' doctest), S1 = 2
     two = L.BoundLaw(L0=0.0 + 1e-9, A=1.0, alpha=1.0, B=1.0).predict([1.0, 1.0])[1]
     assert two == pytest.approx(1e-9 + 0.5 + 1.0)

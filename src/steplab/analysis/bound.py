@@ -164,20 +164,20 @@ def bound_terms(lrs: ArrayLike, grad_norms: ArrayLike | None = None, D: float = 
 def _prefix_parts(
     lrs: ArrayLike, grad_norms: ArrayLike | None, D: float, horizons: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(T1(t), T2(t) + T3(t))`` for every prefix horizon ``t`` (or only at the 0-based,
-    increasing indices ``horizons`` of the last used step); ``inf`` where ``eta_t = 0``."""
+    """``(T1(t), T2(t) + T3(t))`` for every prefix horizon ``t`` (or only at the 0-based
+    indices ``horizons`` of the last used step, in any order); ``inf`` where ``eta_t = 0``."""
     eta, g = _inputs(lrs, grad_norms, D)
     n = eta.size
     at = np.arange(n) if horizons is None else np.asarray(horizons, dtype=np.int64)
     q = eta * eta * g * g
     t1 = np.empty(at.size)
     rest = np.empty(at.size)
-    width = int(at[-1]) + 1 if at.size else 0
+    width = int(at.max()) + 1 if at.size else 0
     rows = max(1, _CHUNK_ELEMENTS // max(width, 1))
     cols = np.arange(width)
     for a in range(0, at.size, rows):
         h = at[a : a + rows]
-        b = int(h[-1]) + 1  # the block needs columns up to its largest horizon
+        b = int(h.max()) + 1  # the block needs columns up to its largest horizon
         horizon = h[:, None]  # 0-based index of the last used step
         # Row i holds eta_1..eta_h then zeros, so its reverse cumsum is beta_k^(h) summed in
         # the same order as bound_terms does (no prefix-sum differences, no cancellation).
@@ -197,7 +197,7 @@ def _prefix_parts(
 
 def noise_terms(lrs: ArrayLike, steps: ArrayLike) -> np.ndarray:
     """``T2(s) + T3(s)`` of the bound with ``G = 1`` at horizons ``s`` (1-based update
-    counts, increasing), each using only ``eta_1 .. eta_s``: the part of the bound that
+    counts), each using only ``eta_1 .. eta_s``: the part of the bound that
     grows with the LR (gradient noise), the ``R`` of :class:`steplab.analysis.laws.BoundLaw`.
     ``inf`` where ``eta_s = 0``. O(len(steps) x max(steps)) work in vectorized blocks."""
     s = np.asarray(steps, dtype=np.int64)
