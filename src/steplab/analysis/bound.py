@@ -48,6 +48,7 @@ __all__ = [
     "bound_terms",
     "minimize_bound",
     "noise_terms",
+    "noise_value_grad",
     "nonnegative_vector",
     "optimal_base_lr",
     "prefix_bounds",
@@ -272,19 +273,29 @@ def schedule_multipliers(
 # ----------------------------------------------------------------------------------
 # The numerically optimal schedule
 # ----------------------------------------------------------------------------------
-def _objective(eta: np.ndarray, g2: np.ndarray, D: float) -> tuple[float, np.ndarray]:
-    """Bound and its gradient in the telescoping form
-    ``D^2/(2S) + 1/2 [sum_{k<T} eta_k^2 G_k^2 / alpha_k + eta_T G_T^2]``."""
-    s = eta.sum()
+def noise_value_grad(eta: np.ndarray, g2: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    """``T2 + T3`` of the bound over all of ``eta`` (``g2 = G^2``, default ones) and its
+    gradient in ``eta``, in the telescoping form ``1/2 [sum_{k<T} eta_k^2 G_k^2 / alpha_k +
+    eta_T G_T^2]``: ``d/d eta_i = eta_i G_i^2 / alpha_i - 1/2 sum_{k<i} eta_k^2 G_k^2 /
+    alpha_k^2`` (+ ``G_T^2 / 2`` for the last). Needs ``alpha_k > 0`` (no trailing zero LR)."""
+    g2 = np.ones_like(eta) if g2 is None else g2
     alpha = _reverse_cumsum(eta)[1:]  # alpha_k, k = 1..T-1
     q = eta[:-1] ** 2 * g2[:-1]
-    value = D * D / (2.0 * s) + 0.5 * (np.sum(q / alpha) + eta[-1] * g2[-1])
-    grad = np.full(eta.size, -D * D / (2.0 * s * s))
-    grad[:-1] += eta[:-1] * g2[:-1] / alpha
-    grad[-1] += 0.5 * g2[-1]
+    value = 0.5 * (np.sum(q / alpha) + eta[-1] * g2[-1])
+    grad = np.zeros(eta.size)
+    grad[:-1] = eta[:-1] * g2[:-1] / alpha
+    grad[-1] = 0.5 * g2[-1]
     # d alpha_k / d eta_j = 1 for j > k: minus 1/2 sum_{k<j} q_k / alpha_k^2.
     grad[1:] -= 0.5 * np.cumsum(q / (alpha * alpha))
     return float(value), grad
+
+
+def _objective(eta: np.ndarray, g2: np.ndarray, D: float) -> tuple[float, np.ndarray]:
+    """Bound and its gradient: ``D^2/(2S)`` plus :func:`noise_value_grad`."""
+    s = eta.sum()
+    value, grad = noise_value_grad(eta, g2)
+    grad -= D * D / (2.0 * s * s)
+    return float(D * D / (2.0 * s) + value), grad
 
 
 def minimize_bound(grad_norms: ArrayLike, D: float = 1.0, *, maxiter: int = 20_000) -> np.ndarray:

@@ -275,14 +275,14 @@ def fit_bound(
         raise SpecError(f"alpha must be a number in (0, 10] or None (fitted), got {alpha!r}")
     s1s, rs, ys = [], [], []
     for c in _as_curves(curves):
-        w = check_warmup(warmup_steps, c.lrs.size)
-        steps = c.steps[c.steps > w]
+        after = c.steps > check_warmup(warmup_steps, c.lrs.size)
+        steps = c.steps[after]
         r = noise_terms(c.lrs, steps)
         s1 = np.cumsum(c.lrs)[steps - 1]
         ok = np.isfinite(r) & (s1 > 0)
         s1s.append(s1[ok])
         rs.append(r[ok])
-        ys.append(c.losses[c.steps > w][ok])
+        ys.append(c.losses[after][ok])
     S1, R, y = np.concatenate(s1s), np.concatenate(rs), np.concatenate(ys)
     if y.size < MIN_POINTS:
         raise _too_few(y.size, "bound")

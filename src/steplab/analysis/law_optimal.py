@@ -17,7 +17,7 @@ the peak and has no drop). Three laws are supported: the multi-power law (Luo et
 the annealing law (Tissue et al. 2024, arXiv 2408.11029, Eq. 1), whose final-step
 annealing area is linear in the drops: ``S2(T) = sum_j d_j (1 - lam**(n-j)) / (1 - lam)``,
 and the bound law (Schaipp et al. 2025 fitted as a law, ``laws.BoundLaw``), whose noise term
-has a closed-form gradient (:func:`_noise_grad`).
+has a closed-form gradient (:func:`steplab.analysis.bound.noise_value_grad`).
 
 Robustness (our addition, issue 26): the objective can be the mean or the worst case of the
 predicted final loss over an *ensemble* of laws (e.g. both laws, or the leave-one-schedule-out
@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from steplab import schedules
+from steplab.analysis.bound import noise_value_grad
 from steplab.analysis.laws import AnnealingLaw, BoundLaw, MultiPowerLaw
 from steplab.errors import SpecError
 
@@ -115,21 +116,6 @@ def _check_law(law: Any) -> Law:
     raise SpecError(f"a law-optimal schedule needs an annealing, multipower or bound law, got {type(law).__name__}")
 
 
-def _noise_grad(eta: np.ndarray) -> tuple[float, np.ndarray]:
-    """``R = T2 + T3`` of the bound at ``G = 1`` over all of ``eta`` and its gradient:
-    ``R = (sum_{k<T} eta_k^2 / a_k + eta_T) / 2`` with ``a_k = sum_{j>k} eta_j``
-    (``steplab.analysis.bound``), so ``dR/d eta_i = eta_i / a_i - sum_{k<i} eta_k^2 / (2 a_k^2)``
-    (+ 1/2 for the last)."""
-    a = np.cumsum(eta[::-1])[::-1][1:]  # a_k, k = 0 .. T-2
-    head = eta[:-1]
-    value = 0.5 * (float(np.sum(head * head / a)) + float(eta[-1]))
-    grad = np.zeros(eta.size)
-    grad[:-1] = head / a
-    grad[1:] -= 0.5 * np.cumsum(head * head / (a * a))
-    grad[-1] += 0.5
-    return value, grad
-
-
 def final_loss_grad(law: Law, post: np.ndarray, warmup_area: float,
                     ramp: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     """Predicted loss after the last update and its gradient in the post-warm-up LRs
@@ -144,7 +130,7 @@ def final_loss_grad(law: Law, post: np.ndarray, warmup_area: float,
     if isinstance(law, BoundLaw):
         if ramp is None and warmup_area:
             raise SpecError("the bound law's noise term needs each warm-up LR: pass ramp")
-        r, dr = _noise_grad(np.concatenate([np.zeros(0) if ramp is None else ramp, e]))
+        r, dr = noise_value_grad(np.concatenate([np.zeros(0) if ramp is None else ramp, e]))
         return float(value + law.B * r), grad + law.B * dr[dr.size - n:]
     d = np.zeros(n)
     d[1:] = e[:-1] - e[1:]  # drop into update i (none into the first)

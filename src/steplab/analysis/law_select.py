@@ -103,11 +103,7 @@ def fit_candidate(runs: Sequence[predict.Run], cand: Candidate, *, max_points: i
     kwargs: dict[str, Any] = {}
     if cand.law == "annealing":
         kwargs["lam"] = 0.999 if cand.lam is None else cand.lam
-    return _fit(runs, cand.law, max_points, **kwargs)
-
-
-def _fit(runs: Sequence[predict.Run], law: str, max_points: int, **kwargs: Any) -> Law:
-    return predict.fit_runs(runs, law, max_points=max_points, **kwargs).law
+    return predict.fit_runs(runs, cand.law, max_points=max_points, **kwargs).law
 
 
 def _errors(law: Law, run: predict.Run, max_points: int) -> tuple[float, float]:
