@@ -5,6 +5,7 @@ cleanly."""
 from __future__ import annotations
 
 import contextlib
+import multiprocessing.connection
 import os
 import signal
 import subprocess
@@ -250,7 +251,10 @@ def test_stopping_the_pool_kills_a_worker_that_ignores_sigterm(tmp_path: Path) -
     try:
         _wait_for(ready.exists, "the worker to ignore SIGTERM")
         executor._kill()  # what Ctrl-C runs
-        assert not process.is_alive()  # killed, so this process can exit
+        # killed, so this process can exit: the sentinel is ready once the worker has
+        # exited (is_alive() can read True for a moment while the pool's manager thread,
+        # which joins the same process, is reaping it)
+        assert multiprocessing.connection.wait([process.sentinel], timeout=0)
     finally:
         if process.is_alive():
             process.kill()

@@ -26,6 +26,8 @@ import threading
 from collections.abc import Iterator, Sequence
 from concurrent import futures
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import connection
+from multiprocessing.process import BaseProcess
 
 from steplab.errors import SpecError, SteplabError
 from steplab.results import TrialResult
@@ -75,6 +77,12 @@ def _init_worker() -> None:
     warm_up()  # every worker pays the imports once, before its first job
 
 
+def _has_exited(process: BaseProcess, timeout: float | None = 0.0) -> bool:
+    """Whether ``process`` has exited, waiting up to ``timeout`` seconds (None: until it
+    has). Its sentinel becomes ready when it exits, whichever thread reaps it."""
+    return bool(connection.wait([process.sentinel], timeout=timeout))
+
+
 class ProcessPoolExecutor(Executor):
     """Trials in ``workers`` local processes (``concurrent.futures`` with the "spawn" start
     method, safe with torch). Each trial sets its own torch thread count (``Job.threads``,
@@ -110,16 +118,19 @@ class ProcessPoolExecutor(Executor):
         pool, self._pool = self._pool, None
         if pool is None:
             return
+        # A worker's sentinel, not is_alive(), says whether it has exited: the pool's
+        # manager thread joins the same processes, and when it reaps one first the
+        # is_alive() here can read True for a process that is already dead (Popen.poll
+        # answers None to waitpid's ECHILD).
         processes = list((getattr(pool, "_processes", None) or {}).values())
         for process in processes:
-            if process.is_alive():
+            if not _has_exited(process):
                 process.terminate()
         pool.shutdown(wait=False, cancel_futures=True)
         for process in processes:
-            process.join(timeout=_TERMINATE_GRACE_S)
-            if process.is_alive():
+            if not _has_exited(process, timeout=_TERMINATE_GRACE_S):
                 process.kill()
-                process.join()
+                _has_exited(process, timeout=None)
 
     def run(self, jobs: Sequence[Job], db_url: str) -> Iterator[TrialResult]:
         if not jobs:
