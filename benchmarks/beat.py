@@ -13,6 +13,9 @@ budget T, ``--seeds`` seeds:
   (budget: 1.5 + len(law-factors) runs, at most the baselines' len(factors)).
 * **law-bnd**: the same, with the convex bound fitted as a law instead (Schaipp et al. 2025,
   ``predict fit --law bound``; its gradient in ``law_optimal``).
+* **law-bt**: the same, with the bound law's transient variant (``predict fit --law
+  bound-transient``: its exponent fitted and an early transient ``C exp(-S1 / tau)``, so no
+  start of the runs is left out).
 * **law-ens**: the same fits; the best three laws by leave-one-schedule-out error
   (``steplab.analysis.law_select``: multi-power, annealing at each lambda) as an ensemble,
   the schedule minimising their *worst* predicted final loss (robust to the choice of law);
@@ -32,7 +35,8 @@ Prediction (issue 26 goal 2, for free from the same runs): per seed, laws fitted
 fitting runs predict the final ``train/loss`` evaluation of the unseen default-lr runs: WSD and
 linear at T, cosine at T (twice the short cosine's horizon), and (``--predict-extra``) REX and
 step at T. Old: annealing (lambda 0.999) and multi-power, as ``steplab predict fit`` does;
-new: the convex bound fitted as a law (``predict fit --law bound``), the leave-one-schedule-out
+new: the convex bound fitted as a law (``predict fit --law bound``) and its transient variant
+(``--law bound-transient``), the leave-one-schedule-out
 choice, and the share of observed losses inside its interval.
 
 Runs are stored in ``--db`` (default ``benchmarks/out/beat.db``) and skipped when found, so a
@@ -82,7 +86,9 @@ STANDARD = {"cosine": "cosine:warmup=0.05", "linear": "linear:warmup=0.05",
             "wsd": "wsd:decay=0.2,shape=1-sqrt,warmup=0.05"}
 FITS = {"fit-constant": ("constant:warmup=0.05", 1.0), "fit-cosine": ("cosine:warmup=0.1", 0.5)}
 EXTRA = {"rex": "rex:warmup=0.05", "step": "step:milestones=[0.5,0.75],gamma=0.1,warmup=0.05"}
-LAW_METHODS = ("law-opt", "law-bnd", "law-ens")
+LAW_METHODS = ("law-opt", "law-bnd", "law-bt", "law-ens")
+#: the law each single-law method optimizes
+METHOD_LAW = {"law-opt": "multipower", "law-bnd": "bound", "law-bt": "bound-transient"}
 NEW = (*LAW_METHODS, "refined", "ref-mono", "ref-iter")
 EVALS = 50
 
@@ -118,8 +124,8 @@ def _law_schedule(store: Any, key: str, method: str, lr: float, seed: int, wl: A
     base_lr = wl.default_hyperparameters["lr"]
     runs = _fit_runs(store, key, base_lr, seed)
     w = runs[0].warmup_steps
-    if method in ("law-opt", "law-bnd"):
-        laws = [predict.fit_runs(runs, "multipower" if method == "law-opt" else "bound").law]
+    if method in METHOD_LAW:
+        laws = [predict.fit_runs(runs, METHOD_LAW[method]).law]
         objective = "mean"
     else:
         laws = list(law_select.select(runs, ensemble=3).ensemble)
@@ -191,14 +197,15 @@ def _prediction(db: str, key: str, seeds: list[int], extra: bool) -> dict[str, l
     wl = _workload(key)
     lr, n = wl.default_hyperparameters["lr"], wl.budget_steps
     targets = dict(STANDARD, **(EXTRA if extra else {}))
-    errs: dict[str, list[float]] = {"annealing(0.999)": [], "multipower": [], "bound": [], "loso-choice": [],
-                                    "in-interval": []}
+    errs: dict[str, list[float]] = {"annealing(0.999)": [], "multipower": [], "bound": [], "bound-transient": [],
+                                    "loso-choice": [], "in-interval": []}
     with open_store(db) as store:
         for seed in seeds:
             runs = _fit_runs(store, key, lr, seed)
             old = {"annealing(0.999)": predict.fit_runs(runs, "annealing").law,
                    "multipower": predict.fit_runs(runs, "multipower").law,
-                   "bound": predict.fit_runs(runs, "bound").law}
+                   "bound": predict.fit_runs(runs, "bound").law,
+                   "bound-transient": predict.fit_runs(runs, "bound-transient").law}
             sel = law_select.select(runs, ensemble=3)
             for name, spec in targets.items():
                 t = _sweep.find(store, _label(key, name, lr, seed), status=("reached", "budget"))

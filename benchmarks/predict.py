@@ -10,7 +10,8 @@ the ``train/loss`` evaluations (``evals``: 20 per run, each the mean loss over a
 training sample, ``TrainConfig.train_eval_batches``); the annealing law also with its decay
 lambda chosen by the fit residual (``λfit``, ``predict.LAMBDA_GRID``) instead of the paper's
 0.999, a memory as long as these whole runs; and the convex bound fitted as a law (Schaipp et
-al. 2025, ``laws.BoundLaw``, fitted after the first 10% of each run: ``predict.DEFAULT_START``). The baseline extrapolator (a saturating
+al. 2025, ``laws.BoundLaw``, fitted after the first 10% of each run: ``predict.DEFAULT_START``) and its
+transient variant (``bound-transient``: exponent fitted, an early transient term, whole runs). The baseline extrapolator (a saturating
 power law, no schedule knowledge) is fitted on the first 20% of each unseen run's trace.
 
 Every prediction is scored against the unseen run's ``train/loss`` evaluations (one
@@ -75,6 +76,8 @@ LAWS = {
     "multipower evals": ("multipower", "train/loss", 0.999),
     "bound trace": ("bound", None, 0.999),
     "bound evals": ("bound", "train/loss", 0.999),
+    "bound-transient trace": ("bound-transient", None, 0.999),
+    "bound-transient evals": ("bound-transient", "train/loss", 0.999),
 }
 MODELS = (*LAWS, "baseline")
 

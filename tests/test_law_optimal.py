@@ -33,7 +33,8 @@ def test_gradient_matches_finite_differences_and_predict():
     post[0] = PEAK
     ramp = PEAK * (np.arange(30) + 1) / 30
     bound = BoundLaw(L0=2.3, A=1e-3, alpha=0.8, B=400.0)
-    for law in (P400, AnnealingLaw(L0=2.3, A=0.6, alpha=0.45, C=200.0, lam=0.99), bound):
+    transient = dataclasses.replace(bound, C=0.5, tau=0.05)  # S1(T) ~ 0.055: the term is 0.17 nats
+    for law in (P400, AnnealingLaw(L0=2.3, A=0.6, alpha=0.45, C=200.0, lam=0.99), bound, transient):
         val, grad = lo.final_loss_grad(law, post, float(ramp.sum()), ramp)
         assert val == pytest.approx(_full(law, np.concatenate([ramp, post]), 30), abs=1e-12)
         for i in (0, 7, 150, 299):
@@ -74,6 +75,7 @@ def test_reproduces_luo_400m_optimum_full_recipe():
     MultiPowerLaw(L0=2.5, A=0.3, alpha=0.5, B=400, C=2.0, beta=0.6, gamma=0.5),
     AnnealingLaw(L0=2.0, A=0.5, alpha=0.6, C=150.0, lam=0.99),
     BoundLaw(L0=2.0, A=0.5, alpha=0.6, B=300.0),
+    BoundLaw(L0=2.0, A=0.5, alpha=0.6, B=300.0, C=0.5, tau=0.2),
 ])
 def test_optimum_beats_every_standard_schedule(law):
     n, w, peak = 1500, 75, 1e-3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -250,6 +251,7 @@ def test_law_dicts_round_trip():
         ),
         L.PowerLawBaseline(a=2.5, b=3.0, c=0.4),
         L.BoundLaw(L0=1.2, A=0.05, alpha=1.0, B=3.0, warmup_steps=7),
+        L.BoundLaw(L0=1.2, A=0.05, alpha=0.7, B=3.0, warmup_steps=7, C=0.8, tau=0.3),
     ]
     for law in laws:
         assert L.law_from_dict(json.loads(json.dumps(law.to_dict()))) == law
@@ -305,15 +307,52 @@ def test_bound_law_is_the_literal_bound_at_every_horizon():
     assert np.isnan(L.BoundLaw(L0=1, A=1, alpha=1, B=1).predict([1.0, 0.5, 0.0])[2])
 
 
-@pytest.mark.parametrize("alpha", [1.0, None])
-def test_fit_bound_recovers_exact_parameters(alpha):
-    truth = L.BoundLaw(L0=1.2, A=0.05, alpha=1.0 if alpha else 0.6, B=3.0, warmup_steps=10)
+def _constant_and_cosine_curves(truth):
+    """``truth``'s exact curves under a constant and a cosine LR (10 warm-up steps, 500 in all)."""
     ramp = np.linspace(0.002, 0.02, 10)
     curves = []
     for post in (np.full(490, 0.02), 0.01 * (1 + np.cos(np.pi * np.arange(490) / 490)) + 1e-6):
         lrs = np.concatenate([ramp, post])
         steps = np.arange(11, 501, 5)
         curves.append(Curve(lrs, steps, truth.predict(lrs, steps)))
+    return curves
+
+
+def test_bound_law_transient_term():
+    # constant LR 0.01: S1(s) = 0.01 s, so the transient adds C exp(-0.01 s / tau) exactly
+    lrs = np.full(60, 0.01)
+    base = L.BoundLaw(L0=1.1, A=0.2, alpha=0.7, B=2.5, warmup_steps=5)
+    with_t = dataclasses.replace(base, C=0.9, tau=0.15)
+    s = np.arange(6, 61)
+    np.testing.assert_allclose(with_t.predict(lrs)[5:] - base.predict(lrs)[5:], 0.9 * np.exp(-0.01 * s / 0.15),
+                               rtol=1e-9, atol=1e-15)
+    # a law dict written before the transient existed loads with none
+    old = {"law": "bound", "L0": 1.1, "A": 0.2, "alpha": 0.7, "B": 2.5, "warmup_steps": 5}
+    assert L.law_from_dict(old) == base and base.C == 0.0
+    with pytest.raises(SpecError, match="tau"):
+        L.BoundLaw(L0=1, A=1, alpha=1, B=1, C=1, tau=0.0)
+    with pytest.raises(SpecError, match="C"):
+        L.BoundLaw(L0=1, A=1, alpha=1, B=1, C=-1.0)
+
+
+def test_fit_bound_transient_recovers_a_curve_with_an_early_fall():
+    # the truth has a fast early fall (C exp(-S1/tau)) that the plain bound law cannot follow
+    truth = L.BoundLaw(L0=1.2, A=0.05, alpha=0.8, B=3.0, warmup_steps=10, C=1.5, tau=0.6)
+    curves = _constant_and_cosine_curves(truth)
+    fit = law_fit.fit_bound(curves, warmup_steps=10, alpha=None, transient=True)
+    for name in ("L0", "A", "alpha", "B", "C", "tau"):
+        assert getattr(fit.law, name) == pytest.approx(getattr(truth, name), rel=1e-3), name
+    assert fit.rmse_log < 1e-6
+    plain = law_fit.fit_bound(curves, warmup_steps=10, alpha=None)
+    assert plain.rmse_log > 100 * fit.rmse_log  # the early fall is what the transient term adds
+    with pytest.raises(SpecError, match="transient"):
+        law_fit.fit_bound(curves, transient="yes")
+
+
+@pytest.mark.parametrize("alpha", [1.0, None])
+def test_fit_bound_recovers_exact_parameters(alpha):
+    truth = L.BoundLaw(L0=1.2, A=0.05, alpha=1.0 if alpha else 0.6, B=3.0, warmup_steps=10)
+    curves = _constant_and_cosine_curves(truth)
     fit = law_fit.fit_bound(curves, warmup_steps=10, alpha=alpha)
     for name in ("L0", "A", "alpha", "B"):
         assert getattr(fit.law, name) == pytest.approx(getattr(truth, name), rel=1e-4), name

@@ -108,6 +108,12 @@ def test_a_fit_can_leave_out_the_start_of_each_run(law_db, tmp_path):
     assert r.exit_code == 0, r.output
     assert "bound law" in r.output and "first 10% of each run left out" in r.output
     assert predict.load_law(tmp_path / "b.json").law.LAW == "bound"
+    # the transient variant fits the whole run after warm-up by default; its law file keeps C, tau
+    r = runner.invoke(app, ["predict", "fit", str(runs[0].trial_id), str(runs[1].trial_id), "--law",
+                            "bound-transient", "--db", str(db), "--out", str(tmp_path / "t.json")])
+    assert r.exit_code == 0, r.output
+    t = predict.load_law(tmp_path / "t.json")
+    assert t.start == 0.0 and t.n_points == whole.n_points and t.law.LAW == "bound" and t.law.C > 0
     r = runner.invoke(app, ["predict", "fit", str(runs[0].trial_id), "--start", "2", "--db", str(db)])
     assert r.exit_code == 2 and "start must be a share" in r.output and "Traceback" not in r.output
 

@@ -263,13 +263,18 @@ def fit_multipower(curves: Curve | Sequence[Curve], *, warmup_steps: int = 0) ->
 
 @one_blas_thread
 def fit_bound(
-    curves: Curve | Sequence[Curve], *, warmup_steps: int = 0, alpha: float | None = 1.0
+    curves: Curve | Sequence[Curve], *, warmup_steps: int = 0, alpha: float | None = 1.0,
+    transient: bool = False,
 ) -> FitResult:
     """Fit :class:`BoundLaw` jointly to one or more curves by the same Huber-on-log-loss
     objective. ``alpha=1`` (default) is Schaipp et al. 2025's own fit of the bound with
     constant gradient norms (formula sheet §7.4: ``C + M * Omega_s``, whose ``D^2 / 2S`` term
-    is ``A / S1``); ``alpha=None`` fits the exponent too. Points with ``s <= warmup_steps``
-    and points where the bound is infinite (an LR of 0 at ``s``) are left out."""
+    is ``A / S1``); ``alpha=None`` fits the exponent too. ``transient`` adds the early
+    transient ``C * exp(-S1 / tau)`` (our extension, see :class:`BoundLaw`). Points with
+    ``s <= warmup_steps`` and points where the bound is infinite (an LR of 0 at ``s``) are
+    left out."""
+    if not isinstance(transient, bool):
+        raise SpecError(f"transient must be true or false, got {transient!r}")
     fixed = alpha is not None
     if fixed and not (isinstance(alpha, (int, float)) and 0 < alpha <= 10):
         raise SpecError(f"alpha must be a number in (0, 10] or None (fitted), got {alpha!r}")
@@ -286,10 +291,47 @@ def fit_bound(
     S1, R, y = np.concatenate(s1s), np.concatenate(rs), np.concatenate(ys)
     if y.size < MIN_POINTS:
         raise _too_few(y.size, "bound")
+    if transient:
+        grid = np.array([float(alpha)]) if fixed else np.geomspace(0.1, 3.0, 8)  # type: ignore[arg-type]
+        p, val, rmse = _fit_transient(S1, R, y, grid, fixed)
+        law = BoundLaw(L0=p[0], A=p[1], alpha=p[2], B=p[3], C=p[4], tau=p[5], warmup_steps=warmup_steps)
+        return FitResult(law=law, residual=val, rmse_log=rmse, n_points=int(y.size))
     grid = np.array([float(alpha)]) if fixed else np.geomspace(0.05, 3.0, 24)  # type: ignore[arg-type]
     p, val, rmse = _fit_power_plus(S1, R, y, grid, fixed)
     law = BoundLaw(L0=p[0], A=p[1], alpha=p[2], B=p[3], warmup_steps=warmup_steps)
     return FitResult(law=law, residual=val, rmse_log=rmse, n_points=int(y.size))
+
+
+def _fit_transient(S1: Array, R: Array, y: Array, alphas: Array, fixed: bool) -> tuple[Array, float, float]:
+    """``L0 + A * S1**-alpha + B * R + C * exp(-S1 / tau)`` fitted to ``y``: a non-negative
+    least-squares scan of ``L0, A, B, C`` over ``alphas`` x a grid of ``tau`` spanning the
+    fitted LR areas, then L-BFGS-B from the three best. Returns ``(L0, A, alpha, B, C, tau)``,
+    the objective and the RMS log error."""
+    logS1 = np.log(S1)
+
+    def model(p: Array) -> tuple[Array, Array]:
+        L0, A, alpha, B, C, tau = p
+        pw = np.exp(-alpha * logS1)
+        ex = np.exp(-S1 / tau)
+        jac = np.column_stack([np.ones_like(S1), pw, -A * pw * logS1, R, ex, C * ex * S1 / tau**2])
+        return L0 + A * pw + B * R + C * ex, jac
+
+    scans = []
+    for tau in np.geomspace(0.3 * S1.min(), S1.max(), 12):
+        ex = np.exp(-S1 / tau)
+        for alpha in alphas:
+            cols = np.column_stack([np.ones_like(S1), S1**-alpha, R, ex])
+            coef, val = _nnls_scan(cols, y)
+            coef = _floor(coef, cols, y)
+            scans.append((val, np.array([coef[0], coef[1], alpha, coef[2], coef[3], tau])))
+    scans.sort(key=lambda item: item[0])
+    span = float(S1.max())
+    lower = np.array([1e-8, 1e-12, alphas[0] if fixed else 1e-4, 1e-12, 1e-12, 1e-3 * float(S1.min())])
+    upper = np.array([1e3 * y.max(), 1e12, alphas[0] if fixed else 10.0, 1e12, 1e12, 10.0 * span])
+    p, val = _best_of(model, y, [p0 for _, p0 in scans[:3]], lower, upper)
+    if fixed:
+        p[2] = alphas[0]
+    return p, val, _rmse_log(model(p)[0], y)
 
 
 @one_blas_thread

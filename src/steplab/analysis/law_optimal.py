@@ -131,7 +131,8 @@ def final_loss_grad(law: Law, post: np.ndarray, warmup_area: float,
         if ramp is None and warmup_area:
             raise SpecError("the bound law's noise term needs each warm-up LR: pass ramp")
         r, dr = noise_value_grad(np.concatenate([np.zeros(0) if ramp is None else ramp, e]))
-        return float(value + law.B * r), grad + law.B * dr[dr.size - n:]
+        ex = law.C * math.exp(-total / law.tau)  # the early transient; d/de_i = -ex / tau
+        return float(value + law.B * r + ex), grad + law.B * dr[dr.size - n:] - ex / law.tau
     d = np.zeros(n)
     d[1:] = e[:-1] - e[1:]  # drop into update i (none into the first)
     if isinstance(law, AnnealingLaw):

@@ -308,6 +308,11 @@ class BoundLaw:
     update's LR, warm-up included, and so does ``R``; ``L(s)`` for ``s <= warmup_steps`` is
     NaN, as for the other laws, and so is ``L(s)`` where the LR of update ``s`` is 0 (the bound
     divides by zero there).
+
+    ``C * exp(-S1(s) / tau)`` (default ``C = 0``: none) is our second extension, the
+    ``bound-transient`` fit of :func:`~steplab.analysis.law_fit.fit_bound`: an early
+    transient that dies out as LR area accumulates (a network's first fast fall, which the
+    bound does not describe), so the fit needs no start share left out.
     """
 
     L0: float
@@ -315,11 +320,15 @@ class BoundLaw:
     alpha: float
     B: float
     warmup_steps: int = 0
+    C: float = 0.0
+    tau: float = 1.0
 
     LAW: ClassVar[str] = "bound"
 
     def __post_init__(self) -> None:
-        check_params(self, ("L0", "A", "alpha", "B"))
+        check_params(self, ("L0", "A", "alpha", "B", "C", "tau"))
+        if self.tau <= 0:
+            raise SpecError(f"BoundLaw.tau must be > 0, got {self.tau!r}")
         check_warmup(self.warmup_steps)
         object.__setattr__(self, "warmup_steps", int(self.warmup_steps))
 
@@ -337,7 +346,8 @@ class BoundLaw:
             sv = s[valid]
             r = noise_terms(eta, sv)
             with np.errstate(divide="ignore", invalid="ignore"):
-                pred = self.L0 + self.A * np.cumsum(eta)[sv - 1] ** (-self.alpha) + self.B * r
+                s1 = np.cumsum(eta)[sv - 1]
+                pred = self.L0 + self.A * s1 ** (-self.alpha) + self.B * r + self.C * np.exp(-s1 / self.tau)
             out[valid] = np.where(np.isfinite(r), pred, np.nan)
         return out
 

@@ -35,11 +35,14 @@ from steplab.analysis.law_curves import MIN_POINTS, Curve, prepare_curve
 from steplab.analysis.law_fit import fit_annealing, fit_bound, fit_multipower
 from steplab.errors import SpecError, read_text_file
 
-LAWS = ("annealing", "multipower", "bound")
+#: the laws :func:`fit_runs` fits: ``bound-transient`` is the bound law with its exponent
+#: fitted and an early transient (``laws.BoundLaw``'s ``C, tau``; our extension)
+LAWS = ("annealing", "multipower", "bound", "bound-transient")
 #: the share of each run a law leaves out at the start of its fit (``fit_runs(start=None)``):
 #: none for the annealing and multi-power laws, as their papers fit; the first 10% for the
-#: bound, which describes the convex-like later phase (chosen on charlm, ``benchmarks/predict.py``)
-DEFAULT_START = {"annealing": 0.0, "multipower": 0.0, "bound": 0.1}
+#: bound, which describes the convex-like later phase (chosen on charlm, ``benchmarks/predict.py``);
+#: none for ``bound-transient``, whose transient term describes the early phase instead
+DEFAULT_START = {"annealing": 0.0, "multipower": 0.0, "bound": 0.1, "bound-transient": 0.0}
 
 #: schedule families ``predict best`` searches, each a list of specs
 FAMILIES: dict[str, list[dict[str, Any]]] = {
@@ -245,6 +248,8 @@ def fit_runs(runs: Sequence[Run], law: str = "annealing", *, lam: float | str = 
         res = fit_annealing(curves, lam=lam, warmup_steps=w, include_warmup=include_warmup)
     elif law == "bound":
         res = fit_bound(curves, warmup_steps=w)
+    elif law == "bound-transient":
+        res = fit_bound(curves, warmup_steps=w, alpha=None, transient=True)
     else:
         res = fit_multipower(curves, warmup_steps=w)
     return FittedLaw(res.law, res.residual, res.rmse_log, res.n_points, tuple(r.trial_id for r in runs),

@@ -29,13 +29,14 @@ def _number(option: str, text: str) -> float:
 @friendly
 def fit_cmd(
     refs: list[str] = typer.Argument(..., metavar="TRIAL...", help="One or two trials, by id or name (e.g. a constant and a cosine run)."),
-    law: str = typer.Option("annealing", "--law", help="annealing (Tissue et al. 2024), multipower (Luo et al. 2025) "
-                            "or bound (the convex bound of Schaipp et al. 2025 fitted as a law)."),
+    law: str = typer.Option("annealing", "--law", help="annealing (Tissue et al. 2024), multipower (Luo et al. 2025), "
+                            "bound (the convex bound of Schaipp et al. 2025 fitted as a law) or bound-transient (the bound "
+                            "with its exponent fitted and an early transient term; needs no --start)."),
     lam: str = typer.Option("0.999", "--lambda", help="Annealing law: momentum decay of the annealing area S2, "
                             "or 'fit' to pick it from 0.9..0.999 by the fit residual (short runs)."),
     include_warmup: bool = typer.Option(False, "--include-warmup", help="Annealing law: count warm-up steps in the areas."),
     start: float | None = typer.Option(None, "--start", help="Leave out the first share of each run from the fit "
-                                       "(default: 0 for annealing and multipower, 0.1 for bound)."),
+                                       "(default: 0.1 for bound, 0 for the others)."),
     metric: str | None = typer.Option(None, "--metric", help="Fit an evaluated metric (e.g. train/loss, validation/loss) "
                                       "instead of the per-step training loss."),
     out: str = typer.Option("law.json", "--out", "-o", help="Write the fitted law here."),
