@@ -17,7 +17,8 @@ budget T, ``--seeds`` seeds:
   bound-transient``: its exponent fitted and an early transient ``C exp(-S1 / tau)``, so no
   start of the runs is left out).
 * **law-ens**: the same fits; the best three laws by leave-one-schedule-out error
-  (``steplab.analysis.law_select``: multi-power, annealing at each lambda) as an ensemble,
+  (``steplab.analysis.law_select``: multi-power, bound, bound-transient, annealing at each
+  lambda) as an ensemble,
   the schedule minimising their *worst* predicted final loss (robust to the choice of law);
   when the optimizer flags the optimum (a law extrapolated below its floor ``L0``,
   ``LawOptimal.suspect``) it falls back to the standard schedule the ensemble predicts best.
@@ -103,10 +104,12 @@ def _workload(key: str, budget: int | None = None) -> Any:
 
 #: bumped when the law-optimal optimizer changes, so stored law-* runs are redone
 LAW_VERSION = 2
+#: a method's own version where it changed alone (law-ens: the bound-transient candidate)
+METHOD_VERSION = {"law-ens": 3}
 
 
 def _label(key: str, method: str, lr: float, seed: int) -> str:
-    tag = f"@v{LAW_VERSION}" if method.startswith("law-") else ""
+    tag = f"@v{METHOD_VERSION.get(method, LAW_VERSION)}" if method.startswith("law-") else ""
     return f"beat|{key}|{method}{tag}|lr={lr:.6g}|seed={seed}"
 
 

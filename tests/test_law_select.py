@@ -72,6 +72,14 @@ def test_the_bound_law_is_a_candidate_fitted_after_its_default_start():
     assert fitted.n_points == predict.fit_runs(runs[:2], "bound", start=0.0).n_points - 2 * int(0.1 * 400)
 
 
+def test_loso_picks_the_transient_law_for_curves_with_an_early_fall():
+    assert ls.Candidate("bound-transient") in ls.CANDIDATES
+    truth = BoundLaw(L0=2.4, A=0.3, alpha=0.8, B=300.0, C=1.0, tau=0.05)  # the fall ends by ~a third of T
+    sel = ls.select(_runs(truth), [ls.Candidate("bound-transient"), ls.Candidate("bound")], ensemble=1)
+    assert sel.chosen.label == "bound-transient" and max(sel.final["bound-transient"]) < 0.01
+    assert np.mean(sel.final["bound-transient"]) < np.mean(sel.final["bound"])
+
+
 def test_interval_holds_the_truth_for_an_unseen_schedule():
     sel = ls.select(_runs(MPL), CANDS, ensemble=2)
     iv = ls.predict_interval(sel, {"name": "linear", "end": 0.1}, T, PEAK)

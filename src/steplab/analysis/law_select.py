@@ -6,7 +6,8 @@ intervals, and the wall-clock form of a prediction.
   schedules, fit each candidate law on ``k - 1`` of them and predict the held-out one; the
   candidate with the lowest mean relative error of the held-out *final* loss wins (ties: the
   mean error over the held-out curve). Candidates are the multi-power law, the bound law
-  (Schaipp et al. 2025, ``laws.BoundLaw``) and the annealing law at each decay ``lambda``
+  (Schaipp et al. 2025, ``laws.BoundLaw``), the bound law with a transient
+  (``bound-transient``, our extension) and the annealing law at each decay ``lambda``
   of :data:`steplab.analysis.predict.LAMBDA_GRID` (so ``lambda`` is fitted by held-out error
   rather than by the fit residual); each is fitted leaving out its law's
   :data:`~steplab.analysis.predict.DEFAULT_START`.
@@ -59,9 +60,11 @@ class Candidate:
         return self.law if self.lam is None else f"{self.law}(lambda={self.lam:g})"
 
 
-#: the default candidates: the multi-power law, the bound law and the annealing law at each lambda
+#: the default candidates: the multi-power law, the bound law (plain and with a transient) and
+#: the annealing law at each lambda
 CANDIDATES: tuple[Candidate, ...] = (
-    Candidate("multipower"), Candidate("bound"), *(Candidate("annealing", lam) for lam in predict.LAMBDA_GRID))
+    Candidate("multipower"), Candidate("bound"), Candidate("bound-transient"),
+    *(Candidate("annealing", lam) for lam in predict.LAMBDA_GRID))
 
 
 @dataclasses.dataclass(frozen=True)

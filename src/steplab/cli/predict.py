@@ -282,7 +282,7 @@ def select_cmd(
     out: str = typer.Option("law.json", "--out", "-o", help="Write the chosen law, refitted on all runs, here."),
     db: DbOption = None,
 ) -> None:
-    """Choose a law (multi-power, or annealing at each lambda) by leave-one-schedule-out error."""
+    """Choose a law (multi-power, bound, bound-transient, or annealing at each lambda) by leave-one-schedule-out error."""
     from steplab.analysis import law_select, predict
     from steplab.store import open_store
 
