@@ -64,6 +64,7 @@ import numpy as np
 from steplab import schedules, workloads
 from steplab.analysis import law_optimal, law_select, predict, refine
 from steplab.analysis.refine_variants import monotone
+from steplab.errors import SpecError
 from steplab.store import open_store
 from steplab.training.config import TrainConfig
 from steplab.training.loop import run_trial
@@ -104,8 +105,9 @@ def _workload(key: str, budget: int | None = None) -> Any:
 
 #: bumped when the law-optimal optimizer changes, so stored law-* runs are redone
 LAW_VERSION = 2
-#: a method's own version where it changed alone (law-ens: the bound-transient candidate)
-METHOD_VERSION = {"law-ens": 3}
+#: a method's own version where it changed alone (law-ens: the bound-transient candidate, and
+#: candidates whose refit fails are skipped)
+METHOD_VERSION = {"law-ens": 4}
 
 
 def _label(key: str, method: str, lr: float, seed: int) -> str:
@@ -202,13 +204,17 @@ def _prediction(db: str, key: str, seeds: list[int], extra: bool) -> dict[str, l
     targets = dict(STANDARD, **(EXTRA if extra else {}))
     errs: dict[str, list[float]] = {"annealing(0.999)": [], "multipower": [], "bound": [], "bound-transient": [],
                                     "loso-choice": [], "in-interval": []}
+    refused: dict[str, int] = {}  # law -> seeds whose fit was refused
     with open_store(db) as store:
         for seed in seeds:
             runs = _fit_runs(store, key, lr, seed)
-            old = {"annealing(0.999)": predict.fit_runs(runs, "annealing").law,
-                   "multipower": predict.fit_runs(runs, "multipower").law,
-                   "bound": predict.fit_runs(runs, "bound").law,
-                   "bound-transient": predict.fit_runs(runs, "bound-transient").law}
+            old = {}
+            for m, law_name in (("annealing(0.999)", "annealing"), ("multipower", "multipower"),
+                                ("bound", "bound"), ("bound-transient", "bound-transient")):
+                try:
+                    old[m] = predict.fit_runs(runs, law_name).law
+                except SpecError:  # e.g. no parameters with positive losses fit (a loss falling to 0)
+                    refused[m] = refused.get(m, 0) + 1
             sel = law_select.select(runs, ensemble=3)
             for name, spec in targets.items():
                 t = _sweep.find(store, _label(key, name, lr, seed), status=("reached", "budget"))
@@ -220,6 +226,8 @@ def _prediction(db: str, key: str, seeds: list[int], extra: bool) -> dict[str, l
                 iv = law_select.predict_interval(sel, spec, n, lr)
                 errs["loso-choice"].append(abs(iv.point / obs - 1))
                 errs["in-interval"].append(float(iv.low <= obs <= iv.high))
+    for m, k in refused.items():
+        print(f"    {m}: fit refused on {k}/{len(seeds)} seeds (no parameters with positive losses)")
     return errs
 
 

@@ -49,6 +49,7 @@ from steplab import schedules, workloads
 from steplab.analysis import horizons, predict
 from steplab.analysis.law_fit import fit_power_baseline
 from steplab.analysis.seeds import seed_interval
+from steplab.errors import SpecError
 from steplab.store import open_store
 from steplab.training.config import TrainConfig
 from steplab.training.loop import run_trial
@@ -129,11 +130,16 @@ def part1(db: str, key: str, seeds: list[int]) -> dict[str, Any]:
     rows: dict[str, dict[str, list[float]]] = {m: {"final": [], "curve": []} for m in MODELS}
     signed: dict[str, dict[str, list[float]]] = {}  # law -> "schedule@T" -> signed final errors
     finals: dict[str, list[float]] = {}
+    refused: dict[str, int] = {}  # law -> seeds whose fit was refused
     with open_store(db) as store:
         for seed in seeds:
             ids = [_sweep.find(store, _label(key, s, steps, lr, seed)).id for s in FIT]
-            fitted = {name: predict.fit_trials(store, ids, law, metric=metric, lam=lam).law
-                      for name, (law, metric, lam) in LAWS.items()}
+            fitted = {}
+            for name, (law, metric, lam) in LAWS.items():
+                try:
+                    fitted[name] = predict.fit_trials(store, ids, law, metric=metric, lam=lam).law
+                except SpecError:  # no parameters with positive losses fit (a loss falling to 0)
+                    refused[name] = refused.get(name, 0) + 1
             targets = [(s, steps) for s in UNSEEN] + [(s, 2 * steps) for s in TWICE]
             for spec, n in targets:
                 found = _sweep.find(store, _label(key, spec, n, lr, seed), status=("reached", "budget"))
@@ -157,7 +163,7 @@ def part1(db: str, key: str, seeds: list[int]) -> dict[str, Any]:
                 rows["baseline"]["curve"].append(c)
     noise = statistics.median(statistics.stdev(v) / statistics.fmean(v) if len(v) > 1 else math.nan
                               for v in finals.values())
-    return {"rows": rows, "noise": noise, "signed": signed}
+    return {"rows": rows, "noise": noise, "signed": signed, "refused": refused}
 
 
 def print_cells(key: str, signed: dict[str, dict[str, list[float]]]) -> None:
@@ -235,7 +241,11 @@ def main() -> None:
           "   seed cv")
     for k in args.workloads:
         r = part1(args.db, k, seeds)
+        for m, k_refused in r["refused"].items():
+            print(f"{k:12} {m:20} fit refused on {k_refused}/{len(seeds)} seeds (no parameters with positive losses)")
         for m, v in r["rows"].items():
+            if not v["final"]:
+                continue
             iv = seed_interval(v["final"], 0.9)
             shown = f"{iv.point:8.2%} [{iv.low:6.2%}, {iv.high:6.2%}]" if math.isfinite(iv.low) else f"{iv.point:8.2%}"
             print(f"{k:12} {m:20} {shown:>30} {max(v['final']):11.2%} "

@@ -80,6 +80,23 @@ def test_loso_picks_the_transient_law_for_curves_with_an_early_fall():
     assert np.mean(sel.final["bound-transient"]) < np.mean(sel.final["bound"])
 
 
+def test_select_skips_a_candidate_whose_refit_on_all_runs_fails(monkeypatch):
+    runs = _runs(MPL)[:3]
+    real = ls.fit_candidate
+
+    def fails_on_all_runs(rs, cand, **kw):  # e.g. no parameters with positive losses fit
+        if cand.label == "multipower" and len(rs) == len(runs):
+            raise SpecError("the fit found no parameters whose predicted losses are all positive")
+        return real(rs, cand, **kw)
+
+    monkeypatch.setattr(ls, "fit_candidate", fails_on_all_runs)
+    sel = ls.select(runs, CANDS, ensemble=2)
+    assert np.mean(sel.final["multipower"]) == min(np.mean(v) for v in sel.final.values())  # the LOSO winner ...
+    assert "multipower" not in sel.labels and len(sel.ensemble) == 2  # ... is skipped, the next two kept
+    with pytest.raises(SpecError, match="no candidate law could be fitted on all the runs"):
+        ls.select(runs, CANDS[:1])
+
+
 def test_interval_holds_the_truth_for_an_unseen_schedule():
     sel = ls.select(_runs(MPL), CANDS, ensemble=2)
     iv = ls.predict_interval(sel, {"name": "linear", "end": 0.1}, T, PEAK)

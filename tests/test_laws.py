@@ -318,6 +318,18 @@ def _constant_and_cosine_curves(truth):
     return curves
 
 
+def test_a_fit_with_no_positive_prediction_is_an_error():
+    # every start polishes to parameters that predict a negative loss somewhere: refuse, do not
+    # hand back a law with an infinite residual
+    y = np.array([1.0, 0.5, 0.25])
+
+    def model(p):
+        return p[0] - 2.0 * np.ones_like(y), np.ones((y.size, 1))
+
+    with pytest.raises(SpecError, match="no parameters whose predicted losses are all positive"):
+        law_fit._best_of(model, y, [np.array([1.0])], np.array([1e-3]), np.array([1.5]))
+
+
 def test_bound_law_transient_term():
     # constant LR 0.01: S1(s) = 0.01 s, so the transient adds C exp(-0.01 s / tau) exactly
     lrs = np.full(60, 0.01)

@@ -102,7 +102,11 @@ def _best_of(
         raced = [_polish(model, y, p0, lower, upper, race) for p0 in starts]
         starts = [min(raced, key=lambda fit: fit[1])[0]]
     fits = [_polish(model, y, p0, lower, upper) for p0 in starts]
-    return min(fits, key=lambda fit: fit[1])
+    best = min(fits, key=lambda fit: fit[1])
+    if not math.isfinite(best[1]):
+        raise SpecError("the fit found no parameters whose predicted losses are all positive (a loss "
+                        "that falls towards 0 is outside this law); fit another law")
+    return best
 
 
 def _nnls_scan(columns: Array, y: Array) -> tuple[Array, float]:

@@ -151,8 +151,18 @@ def select(runs: Sequence[predict.Run], candidates: Sequence[Candidate] = CANDID
     ranked = sorted(final, key=lambda k: (float(np.mean(final[k])), float(np.mean(curve[k]))))
     if not math.isfinite(float(np.mean(final[ranked[0]]))):
         raise SpecError("no candidate law could be fitted on the held-in runs; record longer runs")
-    top = [k for k in ranked[:ensemble] if math.isfinite(float(np.mean(final[k])))]
-    laws = tuple(fit_candidate(runs, by_label[k], max_points=max_points) for k in top)
+    top, fitted = [], []
+    for k in ranked:  # the best candidates whose refit on all runs succeeds
+        if len(top) == ensemble or not math.isfinite(float(np.mean(final[k]))):
+            break
+        try:
+            fitted.append(fit_candidate(runs, by_label[k], max_points=max_points))
+        except SpecError:
+            continue
+        top.append(k)
+    if not top:
+        raise SpecError("no candidate law could be fitted on all the runs; record longer runs")
+    laws = tuple(fitted)
     return Selection(final=final, curve=curve, chosen=by_label[top[0]], ensemble=laws, labels=tuple(top),
                      q=float(np.max(final[top[0]])), peak_lr=max(r.peak_lr for r in runs))
 
