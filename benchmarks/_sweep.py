@@ -137,9 +137,11 @@ def ratio(a: float, b: float) -> float:
 
 
 def parse_args(doc: str, workloads: Sequence[str], db: str,
-               flags: Sequence[tuple[str, str]] = ()) -> argparse.Namespace:
-    """``[workloads...] --seeds 3 --procs 2 --db PATH`` and any on/off ``flags`` given as
-    ``(name, help)`` (the database's folder is created)."""
+               flags: Sequence[tuple[str, str]] = (),
+               options: Sequence[tuple[str, str]] = ()) -> argparse.Namespace:
+    """``[workloads...] --seeds 3 --procs 2 --db PATH``, any on/off ``flags`` and any
+    ``options`` taking a value (default None), each given as ``(name, help)`` (the
+    database's folder is created)."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("workloads", nargs="*", default=list(workloads))
     parser.add_argument("--seeds", type=int, default=3)
@@ -147,6 +149,8 @@ def parse_args(doc: str, workloads: Sequence[str], db: str,
     parser.add_argument("--db", default=db)
     for name, text in flags:
         parser.add_argument(name, action="store_true", help=text)
+    for name, text in options:
+        parser.add_argument(name, default=None, help=text)
     args = parser.parse_args()
     Path(args.db).parent.mkdir(parents=True, exist_ok=True)
     return args

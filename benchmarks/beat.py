@@ -197,12 +197,13 @@ def _final_train(store: Any, trial_id: int) -> float:
     return float(max(rows)[1]) if rows else math.nan
 
 
-def _prediction(db: str, key: str, seeds: list[int], extra: bool) -> dict[str, list[float]]:
-    """Relative errors of the predicted final train/loss of unseen default-lr runs."""
+def _prediction(db: str, key: str, seeds: list[int], extra: bool) -> dict[str, list[Any]]:
+    """Relative errors of the predicted final train/loss of unseen default-lr runs (and, under
+    ``refused``, a line per law whose fit was refused on some seeds)."""
     wl = _workload(key)
     lr, n = wl.default_hyperparameters["lr"], wl.budget_steps
     targets = dict(STANDARD, **(EXTRA if extra else {}))
-    errs: dict[str, list[float]] = {"annealing(0.999)": [], "multipower": [], "bound": [], "bound-transient": [],
+    errs: dict[str, list[Any]] = {"annealing(0.999)": [], "multipower": [], "bound": [], "bound-transient": [],
                                     "loso-choice": [], "in-interval": []}
     refused: dict[str, int] = {}  # law -> seeds whose fit was refused
     with open_store(db) as store:
@@ -227,7 +228,7 @@ def _prediction(db: str, key: str, seeds: list[int], extra: bool) -> dict[str, l
                 errs["loso-choice"].append(abs(iv.point / obs - 1))
                 errs["in-interval"].append(float(iv.low <= obs <= iv.high))
     for m, k in refused.items():
-        print(f"    {m}: fit refused on {k}/{len(seeds)} seeds (no parameters with positive losses)")
+        errs.setdefault("refused", []).append(f"{m}: fit refused on {k}/{len(seeds)} seeds (no parameters with positive losses)")
     return errs
 
 
@@ -370,6 +371,9 @@ def main() -> None:
                 continue
             if m == "in-interval":
                 print(f"    observed inside the loso interval: {sum(v):.0f}/{len(v)}")
+                continue
+            if m == "refused":
+                print("\n".join(f"    {line}" for line in v))
                 continue
             iv = _seed_iv(v)
             print(f"    {m:17} mean {iv[0]:.2%} [{iv[1]:.2%}, {iv[2]:.2%}] worst {max(v):.2%}")

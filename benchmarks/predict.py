@@ -32,6 +32,7 @@ Runs are stored in ``--db`` (default ``benchmarks/out/predict.db``) and reused. 
     .venv/bin/python benchmarks/predict.py                    # charlm, digits-mlp, logreg, shakespeare-char
     .venv/bin/python benchmarks/predict.py logreg --seeds 3 --procs 2
     .venv/bin/python benchmarks/predict.py charlm shakespeare-char --laws-only   # issue 26's prediction goal
+    .venv/bin/python benchmarks/predict.py shakespeare-char --laws-only --plot docs/img   # and the curves
 """
 
 from __future__ import annotations
@@ -189,6 +190,43 @@ def print_cells(key: str, signed: dict[str, dict[str, list[float]]]) -> None:
         print(f"  {m:20}" + "".join(line) + f"   {met}/{n}")
 
 
+#: the laws drawn by ``--plot`` (line style per law; colour per schedule)
+PLOTTED = {"bound trace": "--", "bound-transient trace": ":"}
+
+
+def plot_curves(db: str, key: str, out_dir: str, seed: int = 0) -> list[Any]:
+    """Seed ``seed``'s unseen runs at ``T`` and ``2T``: the observed ``train/loss`` evaluations
+    (dots) and the :data:`PLOTTED` laws' predicted curves, fitted on the constant and cosine runs."""
+    from pathlib import Path
+
+    from steplab.report.plots import plot_lines
+
+    steps, lr = STEPS[key][0], _lr(key)
+    paths = []
+    with open_store(db) as store:
+        ids = [_sweep.find(store, _label(key, s, steps, lr, seed)).id for s in FIT]
+        fitted = {name: predict.fit_trials(store, ids, LAWS[name][0], metric=LAWS[name][1]).law for name in PLOTTED}
+        for tag, n in (("T", steps), ("2T", 2 * steps)):
+            series: list[tuple[str, Any, Any, dict]] = []
+            for i, spec in enumerate(UNSEEN):
+                found = _sweep.find(store, _label(key, spec, n, lr, seed), status=("reached", "budget"))
+                if found is None:
+                    continue
+                at, observed = _train_evals(store, found.id)
+                name = spec.split(":")[0]
+                series.append((f"{name} observed", at, observed, {"color": f"C{i}", "marker": "o", "linestyle": "",
+                                                                   "markersize": 3}))
+                for law, style in PLOTTED.items():
+                    pred = predict.predict_curve(fitted[law], spec, n, lr)
+                    x = np.arange(1, n + 1)
+                    series.append((f"{name} {law.split()[0]}", x[n // 10:], pred[n // 10:],
+                                   {"color": f"C{i}", "linestyle": style, "linewidth": 1.2}))
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+            paths.append(plot_lines(series, Path(out_dir) / f"{key}-{tag}.png", ylabel="train/loss",
+                                    title=f"{key} at {tag} = {n}: observed (dots), bound (--), bound-transient (:)"))
+    return paths
+
+
 def _final_val(db: str, key: str, spec: str, steps: int, lr: float, seeds: list[int]) -> list[float]:
     """Final validation loss of each seed's run (inf when missing, diverged or failed)."""
     vals = []
@@ -216,7 +254,9 @@ def part2(db: str, key: str, seeds: list[int]) -> dict[str, Any]:
 
 def main() -> None:
     args = _sweep.parse_args(__doc__, DEFAULT, "benchmarks/out/predict.db",
-                             [("--laws-only", "part 1 only: the loss-curve laws, no lr transfer runs")])
+                             [("--laws-only", "part 1 only: the loss-curve laws, no lr transfer runs")],
+                             [("--plot", "write each workload's observed and predicted curves (seed 0, the "
+                               "bound laws) to DIR/<workload>-T.png and -2T.png")])
     seeds = list(range(args.seeds))
     jobs = []
     for k in args.workloads:
@@ -251,6 +291,9 @@ def main() -> None:
             print(f"{k:12} {m:20} {shown:>30} {max(v['final']):11.2%} "
                   f"{statistics.fmean(v['curve']):10.2%}   {r['noise']:.2%}")
         print_cells(k, r["signed"])
+        if args.plot:
+            for path in plot_curves(args.db, k, args.plot):
+                print(f"  wrote {path}")
     if args.laws_only:
         return
     print("\nPart 2: lr transferred from horizon T to 4T vs grid-tuned at 4T (linear decay; final validation "
