@@ -45,6 +45,7 @@ killed run resumes. Usage::
 
     .venv/bin/python benchmarks/beat.py --quick          # logreg:kappa100 + charlm@300 (300 steps), 3 seeds
     .venv/bin/python benchmarks/beat.py --seeds 5 --procs 2 --predict-extra   # the full protocol
+    .venv/bin/python benchmarks/beat.py --workloads shakespeare-char@1000 --quick --methods law-opt law-bt refined ref-iter
     .venv/bin/python benchmarks/beat.py --predict-protocol charlm --seeds 3 --db benchmarks/out/predict.db
 """
 
@@ -81,6 +82,9 @@ WORKLOADS: dict[str, tuple[int | None, Target | None]] = {
 QUICK: dict[str, tuple[int | None, Target | None]] = {
     "logreg:kappa100": (None, None),
     "charlm@300": (300, Target("validation/loss", 1.8, "min")),
+    # half the workload's 2,000 updates (a run is ~70 s here, not ~140 s); the target is
+    # between the constant run's final 1.96 and tuned linear's 1.88 (benchmarks/predict.py's runs)
+    "shakespeare-char@1000": (1000, Target("validation/loss", 1.95, "min")),
 }
 ALL = {**WORKLOADS, **QUICK}  # a key is a workload name, "@T" for a shortened one
 TRAIN_EVAL = {"charlm": 16, "shakespeare-char": 8, "mnist1d": 10, "logreg:kappa100": 64}
@@ -295,6 +299,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="logreg:kappa100 + charlm at 300 steps, 3 seeds, "
                         "lr grid x0.5/1/2, law schedules at the fitted lr only, no ref-iter on charlm")
     parser.add_argument("--predict-extra", action="store_true", help="also train REX and step at the default lr")
+    parser.add_argument("--methods", nargs="*", default=None, help=f"only these new methods (of {', '.join(NEW)}; "
+                        "ref-iter needs refined)")
     parser.add_argument("--db", default="benchmarks/out/beat.db")
     parser.add_argument("--predict-protocol", metavar="WORKLOAD", help="instead: benchmarks/predict.py's part 1 on "
                         "WORKLOAD (charlm, digits-mlp, logreg) with the leave-one-schedule-out choice beside the old fits")
@@ -315,7 +321,12 @@ def main() -> None:
     base = {k: float(_workload(k).default_hyperparameters["lr"]) for k in keys}
     grid = {k: [round(base[k] * f, 8) for f in args.factors] for k in keys}
     law_grid = {k: [round(base[k] * f, 8) for f in args.law_factors] for k in keys}
-    new = {k: [m for m in NEW if not (args.quick and k.startswith("charlm") and m == "ref-iter")] for k in keys}
+    chosen = NEW if args.methods is None else tuple(args.methods)
+    if set(chosen) - set(NEW) or ("ref-iter" in chosen and "refined" not in chosen):
+        raise SystemExit(f"--methods takes some of {', '.join(NEW)} (ref-iter with refined), got {' '.join(chosen)}")
+    new = {k: [m for m in chosen if not (args.quick and k.startswith("charlm") and m == "ref-iter")] for k in keys}
+    laws_run = [m for m in LAW_METHODS if m in chosen]
+    refs_run = [m for m in ("refined", "ref-mono") if m in chosen]
 
     phase1 = [(args.db, k, m, lr, s) for k in keys for s in seeds for m in STANDARD for lr in grid[k]]
     phase1 += [(args.db, k, m, base[k], s) for k in keys for s in seeds for m in FITS]
@@ -324,8 +335,8 @@ def main() -> None:
     print(f"phase 1: {len(phase1)} runs (baselines over the lr grid, fitting runs)", flush=True)
     _sweep.execute(args.db, phase1, _label, _run, args.procs)
     lin_lr = {k: _tuned(args.db, k, "linear", grid[k], seeds)[0] for k in keys}
-    phase2 = [(args.db, k, m, lr, s) for k in keys for s in seeds for m in LAW_METHODS for lr in law_grid[k]]
-    phase2 += [(args.db, k, m, lin_lr[k], s) for k in keys for s in seeds for m in ("refined", "ref-mono")]
+    phase2 = [(args.db, k, m, lr, s) for k in keys for s in seeds for m in laws_run for lr in law_grid[k]]
+    phase2 += [(args.db, k, m, lin_lr[k], s) for k in keys for s in seeds for m in refs_run]
     print(f"phase 2: {len(phase2)} runs (law-optimal, refined)", flush=True)
     _sweep.execute(args.db, phase2, _label, _run, args.procs)
     phase3 = [(args.db, k, "ref-iter", lin_lr[k], s) for k in keys for s in seeds if "ref-iter" in new[k]]
@@ -336,14 +347,14 @@ def main() -> None:
     nf = len(args.factors)
     budget = {**{m: nf for m in STANDARD}, **{m: 1.5 + len(args.law_factors) for m in LAW_METHODS},
               "refined": nf + 1, "ref-mono": nf + 1, "ref-iter": nf + 2}
-    summary: dict[str, list[tuple[str, float, float]]] = {m: [] for m in NEW}
+    summary: dict[str, list[tuple[str, float, float]]] = {m: [] for m in chosen}
     for k in keys:
         wl = _workload(k)
         print(f"\n{k}: T = {wl.budget_steps}, target {wl.target.metric} {wl.target.value:g}, {n} seeds, "
               f"default lr {base[k]:g}")
         print(f"  {'method':9} {'lr':>9} {'runs':>5} {'final val loss':>18} {'steps to target':>16}")
         tuned = {m: _tuned(args.db, k, m, grid[k], seeds) for m in STANDARD}
-        tuned.update({m: _tuned(args.db, k, m, law_grid[k], seeds) for m in LAW_METHODS})
+        tuned.update({m: _tuned(args.db, k, m, law_grid[k], seeds) for m in laws_run})
         tuned.update({m: (lin_lr[k], _cell(args.db, k, m, lin_lr[k], seeds)) for m in new[k] if m.startswith("ref")})
         for m, (lr, c) in tuned.items():
             print(f"  {m:9} {lr:9.4g} {budget[m]:5.1f} {_sweep.fmt_loss(c):>18} {_sweep.fmt_steps(c, n):>16}"
