@@ -264,3 +264,25 @@ def test_lambda_fit_picks_the_decay_of_a_short_memory(tmp_path):
         predict.fit_runs(runs, "multipower", lam="fit")
     bad = runner.invoke(app, ["predict", "fit", str(ids[0]), "--lambda", "x", "--db", str(db)])
     assert bad.exit_code != 0 and "--lambda must be a number or 'fit'" in bad.output
+
+
+def test_lambda_fit_passes_over_a_decay_whose_fit_is_refused(tmp_path, monkeypatch):
+    db = tmp_path / "l.db"
+    short = dataclasses.replace(LAW, lam=0.95, C=2.0)
+    ids = [_store_eval_run(db, s, 800, i, truth=short) for i, s in enumerate(["constant:warmup=0.05", "cosine:warmup=0.05"])]
+    with open_store(db) as store:
+        runs = [predict.load_run(store, i, "train/loss") for i in ids]
+    real = predict.fit_annealing
+    refused = {0.95}
+
+    def refuse(curves, *, lam, **kw):  # as _best_of does when no parameters give positive losses
+        if lam in refused:
+            raise SpecError("the fit found no parameters whose predicted losses are all positive")
+        return real(curves, lam=lam, **kw)
+
+    monkeypatch.setattr(predict, "fit_annealing", refuse)
+    chosen = predict.fit_runs(runs, lam="fit")
+    assert chosen.law.lam != 0.95 and chosen.law.lam in predict.LAMBDA_GRID  # the next best decay
+    refused.update(predict.LAMBDA_GRID)
+    with pytest.raises(SpecError, match="no parameters whose predicted losses"):
+        predict.fit_runs(runs, lam="fit")

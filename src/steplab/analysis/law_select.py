@@ -151,7 +151,8 @@ def select(runs: Sequence[predict.Run], candidates: Sequence[Candidate] = CANDID
     ranked = sorted(final, key=lambda k: (float(np.mean(final[k])), float(np.mean(curve[k]))))
     if not math.isfinite(float(np.mean(final[ranked[0]]))):
         raise SpecError("no candidate law could be fitted on the held-in runs; record longer runs")
-    top, fitted = [], []
+    top: list[str] = []
+    fitted: list[Law] = []
     for k in ranked:  # the best candidates whose refit on all runs succeeds
         if len(top) == ensemble or not math.isfinite(float(np.mean(final[k]))):
             break

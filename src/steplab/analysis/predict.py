@@ -234,8 +234,14 @@ def fit_runs(runs: Sequence[Run], law: str = "annealing", *, lam: float | str = 
             raise SpecError(f"lambda must be a number in [0, 1) or 'fit', got {lam!r}")
         if law != "annealing":
             raise SpecError("lambda='fit' applies to the annealing law only")
-        fits = [fit_runs(runs, law, lam=g, include_warmup=include_warmup, upto=upto, start=start,
-                         max_points=max_points) for g in LAMBDA_GRID]
+        fits = []
+        for g in LAMBDA_GRID:
+            try:
+                fits.append(fit_runs(runs, law, lam=g, include_warmup=include_warmup, upto=upto, start=start,
+                                     max_points=max_points))
+            except SpecError:  # no parameters with positive losses at this lambda; try the others
+                if g == LAMBDA_GRID[-1] and not fits:
+                    raise
         return min(fits, key=lambda f: f.residual)
     if law not in LAWS:
         raise SpecError(f"unknown law {law!r}; use one of {', '.join(LAWS)}")
