@@ -201,13 +201,13 @@ def _final_train(store: Any, trial_id: int) -> float:
     return float(max(rows)[1]) if rows else math.nan
 
 
-def _prediction(db: str, key: str, seeds: list[int], extra: bool) -> dict[str, list[Any]]:
-    """Relative errors of the predicted final train/loss of unseen default-lr runs (and, under
-    ``refused``, a line per law whose fit was refused on some seeds)."""
+def _prediction(db: str, key: str, seeds: list[int], extra: bool) -> tuple[dict[str, list[float]], dict[str, int]]:
+    """Relative errors of the predicted final train/loss of unseen default-lr runs, and the
+    number of seeds on which each law's fit was refused."""
     wl = _workload(key)
     lr, n = wl.default_hyperparameters["lr"], wl.budget_steps
     targets = dict(STANDARD, **(EXTRA if extra else {}))
-    errs: dict[str, list[Any]] = {"annealing(0.999)": [], "multipower": [], "bound": [], "bound-transient": [],
+    errs: dict[str, list[float]] = {"annealing(0.999)": [], "multipower": [], "bound": [], "bound-transient": [],
                                     "loso-choice": [], "in-interval": []}
     refused: dict[str, int] = {}  # law -> seeds whose fit was refused
     with open_store(db) as store:
@@ -231,9 +231,7 @@ def _prediction(db: str, key: str, seeds: list[int], extra: bool) -> dict[str, l
                 iv = law_select.predict_interval(sel, spec, n, lr)
                 errs["loso-choice"].append(abs(iv.point / obs - 1))
                 errs["in-interval"].append(float(iv.low <= obs <= iv.high))
-    for m, k in refused.items():
-        errs.setdefault("refused", []).append(f"{m}: fit refused on {k}/{len(seeds)} seeds (no parameters with positive losses)")
-    return errs
+    return errs, refused
 
 
 def predict_protocol(db: str, key: str, seeds: list[int]) -> None:
@@ -374,7 +372,7 @@ def main() -> None:
                 summary[m].append((k, floss.high, steps.high))
                 shown = f"{steps.point:7.3f} {_sweep.fmt_ci(steps)}"
             print(f"  {m:9} final {floss.point:7.4f} {_sweep.fmt_ci(floss)}  steps {shown}")
-        errs = _prediction(args.db, k, seeds, args.predict_extra)
+        errs, refused = _prediction(args.db, k, seeds, args.predict_extra)
         print(f"  prediction of unseen default-lr runs' final train/loss ({', '.join(STANDARD)}"
               f"{', ' + ', '.join(EXTRA) if args.predict_extra else ''}; cosine at 2x the fitted cosine's horizon):")
         for m, v in errs.items():
@@ -383,11 +381,10 @@ def main() -> None:
             if m == "in-interval":
                 print(f"    observed inside the loso interval: {sum(v):.0f}/{len(v)}")
                 continue
-            if m == "refused":
-                print("\n".join(f"    {line}" for line in v))
-                continue
             iv = _seed_iv(v)
             print(f"    {m:17} mean {iv[0]:.2%} [{iv[1]:.2%}, {iv[2]:.2%}] worst {max(v):.2%}")
+        for m, n_refused in refused.items():
+            print(f"    {m}: fit refused on {n_refused}/{n} seeds (no parameters with positive losses)")
     print("\ngoals: final loss <= 0.99x the best tuned standard outside the interval; steps <= 0.9x linear's")
     for m, rows in summary.items():
         if rows:

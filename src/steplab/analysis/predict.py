@@ -234,14 +234,15 @@ def fit_runs(runs: Sequence[Run], law: str = "annealing", *, lam: float | str = 
             raise SpecError(f"lambda must be a number in [0, 1) or 'fit', got {lam!r}")
         if law != "annealing":
             raise SpecError("lambda='fit' applies to the annealing law only")
-        fits = []
+        fits, refused = [], None
         for g in LAMBDA_GRID:
             try:
                 fits.append(fit_runs(runs, law, lam=g, include_warmup=include_warmup, upto=upto, start=start,
                                      max_points=max_points))
-            except SpecError:  # no parameters with positive losses at this lambda; try the others
-                if g == LAMBDA_GRID[-1] and not fits:
-                    raise
+            except SpecError as exc:  # e.g. no parameters with positive losses at this lambda
+                refused = exc
+        if not fits:
+            raise refused  # type: ignore[misc]
         return min(fits, key=lambda f: f.residual)
     if law not in LAWS:
         raise SpecError(f"unknown law {law!r}; use one of {', '.join(LAWS)}")
