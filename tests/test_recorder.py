@@ -252,3 +252,49 @@ def test_sparse_and_mixed_dtype_gradients_take_the_general_path() -> None:
         assert trace["grad_norm"][step] == pytest.approx(gn, rel=1e-6)
         assert trace["grad_norm_l1"][step] == pytest.approx(gn1, rel=1e-6)
         assert trace["update_norm"][step] == pytest.approx(un, rel=1e-5)  # SGD: lr * gradient
+
+
+
+def _norm_trace(force_per_tensor: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, np.ndarray], bool, np.ndarray]:
+    """Six SGD steps of a tiny MLP, with a parameter group added after step 2: the trace,
+    whether the flat path was used, and the textbook gradient l2 and l1 norms per step."""
+    from steplab.training import trace_values
+
+    if force_per_tensor:
+        monkeypatch.setattr(trace_values.StepNorms, "flat_on_cpu", False)
+    model, x, y = tiny_problem()
+    late = torch.nn.Parameter(torch.linspace(-2, 2, 5))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    rec = Recorder(opt, flush_every=4)
+    expected = []
+    for step in range(6):
+        if step == 2:
+            opt.add_param_group({"params": [late]})
+        opt.zero_grad()
+        loss = loss_of(model, x, y) + (late.pow(2).sum() if step >= 2 else 0.0)
+        loss.backward()
+        g = torch.cat([p.grad.flatten() for group in opt.param_groups for p in group["params"]])
+        expected.append((g.norm().item(), g.abs().sum().item()))
+        opt.step()
+        rec.log(loss)
+    flat = rec._norms._flat  # type: ignore[union-attr]
+    trace = rec.trace()
+    rec.close()
+    monkeypatch.undo()
+    return trace, flat, np.array(expected)
+
+
+def test_flat_cpu_norms_equal_the_per_tensor_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the CPU the norms come from one flat copy of the gradients and parameters; the
+    per-tensor ``_foreach`` kernels an accelerator uses give the same values on the same
+    steps, both are the textbook norms, a parameter group added mid-run joins both from that
+    step on, and SGD's update is lr times the gradient."""
+    flat, used_flat, expected = _norm_trace(False, monkeypatch)
+    per_tensor, used_per_tensor, _ = _norm_trace(True, monkeypatch)
+    assert used_flat and not used_per_tensor
+    for column in ("grad_norm", "grad_norm_l1", "update_norm"):
+        np.testing.assert_allclose(flat[column], per_tensor[column], rtol=1e-6)
+    np.testing.assert_allclose(flat["grad_norm"], expected[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(flat["grad_norm_l1"], expected[:, 1], rtol=1e-6)
+    np.testing.assert_allclose(flat["update_norm"], 0.1 * flat["grad_norm"], rtol=1e-5)
+    assert flat["grad_norm_l1"][2] - flat["grad_norm_l1"][1] > 10.0  # the new group's |2 * late| sums to 12

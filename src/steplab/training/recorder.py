@@ -17,10 +17,10 @@ bookkeeping off it too, as steplab's loop does between updates), the learning ra
 ``param_groups[0]`` used by the step, the loss passed to :meth:`Recorder.log`, and global
 norms of the gradient (l2 and l1) and of the update ``theta_new - theta_old`` (l2), every
 ``norm_every`` steps (default: every step; NaN on the others). Norms come from optimizer step hooks
-(``Optimizer.register_step_pre_hook``/``register_step_post_hook``, torch >= 2.0) and
-``torch._foreach_norm`` over all parameters that have a gradient, as
-``torch.nn.utils.clip_grad_norm_`` computes them, fused into one kernel per order and
-step (:class:`~steplab.training.trace_values.StepNorms`). They stay on the device and are
+(``Optimizer.register_step_pre_hook``/``register_step_post_hook``, torch >= 2.0) over all
+parameters that have a gradient, as ``torch.nn.utils.clip_grad_norm_`` defines them, in a
+few whole-model kernels a step (:class:`~steplab.training.trace_values.StepNorms`: one flat
+copy on the CPU, ``torch._foreach_norm`` on an accelerator). They stay on the device and are
 reduced and copied to the host once every ``flush_every`` steps, so recording adds no
 per-step host-device synchronization; timestamps are host ``perf_counter`` readings.
 """

@@ -3,12 +3,14 @@ gradient and update norms (``torch.nn.utils.clip_grad_norm_``'s recipe), metric 
 their split, pending rows as :class:`~steplab.results.StepRow` s, and the spec of a user's
 own run.
 
-The per-step norms are fused (:class:`StepNorms`): one ``torch._foreach_norm`` per order over
-the gradients, one ``_foreach_copy_`` before the step and one ``_foreach_sub_`` +
-``_foreach_norm`` after it for the update ``theta_old - theta_new``. Each step keeps only its
-per-tensor norms (:class:`PartialNorm`, device tensors); the global norm of every pending
-step is reduced at flush in one ``stack`` and one ``vector_norm(dim=1)`` per order and copied to the host with
-the other values, once per device (:func:`materialize`). Nothing synchronizes per step.
+The per-step norms (:class:`StepNorms`) take a few whole-model kernels a step: on the CPU one
+flat copy of the gradients and of the parameters; on an accelerator one
+``torch._foreach_norm`` per order over the gradients, one ``_foreach_copy_`` before the step
+and one ``_foreach_sub_`` + ``_foreach_norm`` after it for the update ``theta_old - theta_new``,
+each step keeping only its per-tensor norms (:class:`PartialNorm`, device tensors). Pending
+norms are reduced at flush in one ``stack`` (and one ``vector_norm(dim=1)`` per order for
+partial norms) and copied to the host with the other values, once per device
+(:func:`materialize`). Nothing synchronizes per step.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+from torch._utils import _flatten_dense_tensors
 
 from steplab.results import StepRow, TrialSpec
 
@@ -83,24 +86,53 @@ class PartialNorm:
 
 
 class StepNorms:
-    """The fused per-step norms of a recorder: the gradients' l2 and l1 norms before the
-    optimizer step (:meth:`before`) and the update's l2 norm after it (:meth:`after`), over
-    the parameters that have a gradient. Dense tensors on one device take the fused path;
-    sparse gradients or several devices fall back to :func:`global_norm`."""
+    """The per-step norms of a recorder: the gradients' l2 and l1 norms before the optimizer
+    step (:meth:`before`) and the update's l2 norm after it (:meth:`after`), over the
+    parameters that have a gradient. Three paths:
+
+    * **flat** (dense tensors of one dtype on the CPU): one flat copy of the gradients
+      (``torch._utils._flatten_dense_tensors``, one C++ call) and ``vector_norm`` /
+      ``abs().sum()`` on it; the parameters are copied flat into one buffer before the step
+      and subtracted from it after. On the CPU torch's ``_foreach`` ops run one kernel per
+      tensor and its l1 norm kernel is slow, so this does about half the work (charlm: 68
+      against 128 microseconds a step, ``benchmarks/overhead.py``'s notes);
+    * **fused** (dense tensors on one device, e.g. CUDA): one ``torch._foreach_norm`` per
+      order (one multi-tensor kernel there), reduced at flush (:class:`PartialNorm`), and
+      per-parameter buffers for the update;
+    * anything else (sparse gradients, several devices, float64 next to float32):
+      :func:`global_norm`."""
+
+    #: take the flat path where it applies (False: the per-tensor kernels everywhere)
+    flat_on_cpu = True
 
     def __init__(self, l2: bool, l1: bool, update: bool) -> None:
         self.l2, self.l1, self.update = l2, l1, update
         self._key: tuple[int, ...] = ()
         self._fused = True
+        self._flat = False
         self._buffers: list[torch.Tensor] = []
         self._snapshot: list[torch.Tensor] = []
 
     def _refresh(self, params: list[torch.Tensor], key: tuple[int, ...]) -> None:
-        grads = [p.grad for p in params]
-        self._fused = len({p.device for p in params}) == 1 and all(
-            not g.is_sparse and g.dtype in _FUSED_DTYPES for g in grads)  # type: ignore[union-attr]
-        self._buffers = [torch.empty_like(p, memory_format=torch.preserve_format) for p in params] if self.update else []
+        grads: list[torch.Tensor] = [p.grad for p in params]  # type: ignore[misc]
+        devices = {p.device for p in params}
+        self._fused = len(devices) == 1 and all(not g.is_sparse and g.dtype in _FUSED_DTYPES for g in grads)
+        tensors = (*params, *grads)
+        self._flat = (self.flat_on_cpu and self._fused and devices == {torch.device("cpu")}
+                      and len({t.dtype for t in tensors}) == 1 and all(t.layout == torch.strided for t in tensors))
+        if not self.update:
+            self._buffers = []
+        elif self._flat:
+            self._buffers = [torch.empty(sum(p.numel() for p in params), dtype=params[0].dtype)]
+        else:
+            self._buffers = [torch.empty_like(p, memory_format=torch.preserve_format) for p in params]
         self._key = key
+
+    def _snapshot_params(self, params: list[torch.Tensor]) -> None:
+        if self._flat:
+            self._buffers[0].copy_(_flatten_dense_tensors(params))
+        else:
+            torch._foreach_copy_(self._buffers, params)
 
     def before(self, param_groups: list[dict[str, Any]]) -> tuple[Any, Any]:
         """Gradient norms (l2, l1; ``None`` when not asked or no gradient) of the step about
@@ -117,7 +149,11 @@ class StepNorms:
         grad_mode = torch.is_grad_enabled()
         torch._C._set_grad_enabled(False)  # cheaper than a no_grad() context, twice a step
         try:
-            if self._fused:
+            if self._flat and (self.l2 or self.l1):
+                flat = _flatten_dense_tensors(grads)
+                gn = torch.linalg.vector_norm(flat, dtype=torch.float32) if self.l2 else None
+                gn1 = flat.abs().sum(dtype=torch.float32) if self.l1 else None
+            elif self._fused:
                 if self.l2:
                     gn = PartialNorm(torch._foreach_norm(grads, 2.0, dtype=torch.float32), 2.0)
                 if self.l1:
@@ -127,10 +163,10 @@ class StepNorms:
                 gn1 = global_norm(grads, 1.0) if self.l1 else None
             if self.update:
                 try:
-                    torch._foreach_copy_(self._buffers, params)
+                    self._snapshot_params(params)
                 except RuntimeError:  # a parameter changed shape, dtype or device in place
                     self._refresh(params, key)
-                    torch._foreach_copy_(self._buffers, params)
+                    self._snapshot_params(params)
                 self._snapshot = params
         finally:
             torch._C._set_grad_enabled(grad_mode)
@@ -145,6 +181,10 @@ class StepNorms:
         grad_mode = torch.is_grad_enabled()
         torch._C._set_grad_enabled(False)
         try:
+            if self._flat:
+                old = self._buffers[0]
+                old.sub_(_flatten_dense_tensors(params))  # old - new, in place
+                return torch.linalg.vector_norm(old, dtype=torch.float32)
             torch._foreach_sub_(self._buffers, params)  # old - new, in place
             if self._fused:
                 return PartialNorm(torch._foreach_norm(self._buffers, 2.0, dtype=torch.float32), 2.0)
