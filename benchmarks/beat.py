@@ -46,6 +46,8 @@ killed run resumes. Usage::
     .venv/bin/python benchmarks/beat.py --quick          # logreg:kappa100 + charlm@300 (300 steps), 3 seeds
     .venv/bin/python benchmarks/beat.py --seeds 5 --procs 2 --predict-extra   # the full protocol
     .venv/bin/python benchmarks/beat.py --workloads shakespeare-char@1000 --quick --methods law-opt law-bt refined ref-iter
+    .venv/bin/python benchmarks/beat.py --workloads shakespeare-char@1000 --seeds 5 --factors 0.5 1 2 \
+        --law-factors 1 --methods law-bt refined ref-iter --procs 2        # 5 seeds, ~70 runs, ~45 min on 2 cores
     .venv/bin/python benchmarks/beat.py --predict-protocol charlm --seeds 3 --db benchmarks/out/predict.db
 """
 
