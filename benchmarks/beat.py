@@ -302,6 +302,8 @@ def main() -> None:
     parser.add_argument("--methods", nargs="*", default=None, help=f"only these new methods (of {', '.join(NEW)}; "
                         "ref-iter needs refined)")
     parser.add_argument("--db", default="benchmarks/out/beat.db")
+    parser.add_argument("--plot", metavar="DIR", help="also draw each workload's schedules (seed 0) and mean "
+                        "validation-loss curves of the tuned methods into DIR")
     parser.add_argument("--predict-protocol", metavar="WORKLOAD", help="instead: benchmarks/predict.py's part 1 on "
                         "WORKLOAD (charlm, digits-mlp, logreg) with the leave-one-schedule-out choice beside the old fits")
     args = parser.parse_args()
@@ -374,6 +376,9 @@ def main() -> None:
                 summary[m].append((k, floss.high, steps.high))
                 shown = f"{steps.point:7.3f} {_sweep.fmt_ci(steps)}"
             print(f"  {m:9} final {floss.point:7.4f} {_sweep.fmt_ci(floss)}  steps {shown}")
+        if args.plot:
+            for path in plot_methods(args.db, k, {m: lr for m, (lr, _) in tuned.items()}, seeds, args.plot):
+                print(f"  wrote {path}")
         errs, refused = _prediction(args.db, k, seeds, args.predict_extra)
         print(f"  prediction of unseen default-lr runs' final train/loss ({', '.join(STANDARD)}"
               f"{', ' + ', '.join(EXTRA) if args.predict_extra else ''}; cosine at 2x the fitted cosine's horizon):")
@@ -395,6 +400,41 @@ def main() -> None:
             known = sum(not math.isnan(s) for _, _, s in rows)
             print(f"  {m:9} final-loss goal on {wins}/{len(rows)} workloads; steps goal on {fast}/{known} "
                   "(workloads where tuned linear reached the target)")
+
+
+def plot_methods(db: str, key: str, lrs: dict[str, float], seeds: list[int], out_dir: str) -> list[Path]:
+    """Two figures of ``key``'s tuned methods (``lrs``: method -> its tuned lr): the LR
+    schedule each trained (seed 0's stored trace) and the validation loss over updates, the
+    mean over ``seeds`` of the runs at that lr (the last half of training, where they part)."""
+    from steplab.report.plots import plot_lines
+
+    lr_series: list[tuple[str, Any, Any, dict]] = []
+    loss_series: list[tuple[str, Any, Any, dict]] = []
+    with open_store(db) as store:
+        for i, (method, lr) in enumerate(lrs.items()):
+            style = {"color": f"C{i}", "linestyle": "-" if method in STANDARD else "--"}
+            curves = []
+            for seed in seeds:
+                t = _sweep.find(store, _label(key, method, lr, seed), status=("reached", "budget"))
+                if t is None:
+                    continue
+                if not lr_series or lr_series[-1][0] != method:
+                    trace = store.steps(t.id)
+                    lr_series.append((method, trace["step"] + 1, trace["lr"], style))
+                rows = sorted((r.step, r.value) for r in store.evals(t.id) if r.metric == "validation/loss")
+                curves.append(dict(rows))
+            if curves:
+                common = sorted(set.intersection(*(set(c) for c in curves)))
+                half = [s for s in common if s >= common[-1] // 2]
+                mean = [statistics.fmean(c[s] for c in curves) for s in half]
+                loss_series.append((f"{method} (lr {lr:g})", half, mean, style))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    n, name = len(seeds), key.replace(":", "-").replace("@", "-")
+    return [plot_lines(lr_series, out / f"beat-{name}-lr.png", ylabel="learning rate",
+                       title=f"{key}: tuned schedules (seed 0); dashed: new methods"),
+            plot_lines(loss_series, out / f"beat-{name}-loss.png", ylabel="validation loss",
+                       title=f"{key}: validation loss, mean of {n} seeds, last half of training")]
 
 
 def _law_note(db: str, key: str, method: str, lr: float, seeds: list[int]) -> str:
