@@ -22,6 +22,13 @@ budget T, ``--seeds`` seeds:
   the schedule minimising their *worst* predicted final loss (robust to the choice of law);
   when the optimizer flags the optimum (a law extrapolated below its floor ``L0``,
   ``LawOptimal.suspect``) it falls back to the standard schedule the ensemble predicts best.
+* **law-tgt** (for goal 2, steps to target; loss targets only): the bound-transient law fitted
+  on the same runs; the target converted to the law's units (the training loss) by the median
+  ratio of the evaluated metric to the law over the fitting runs' second halves; the law's
+  optimal schedule for the shortest horizon ``h`` (a multiple of the evaluation cadence) at
+  which it predicts the target, then the LR floor until ``T``. Trained at the default lr only
+  (the law knows no other; budget 2.5 runs). Each run stores its ``h`` (``law/target_horizon``):
+  the law's prediction of the steps to target.
 * **refined** (Defazio et al. 2023, the paper's closed form, l1 norms), **ref-mono** (its
   isotonic projection after linear's 5% warm-up) and **ref-iter** (refined again from the
   refined run's norms), each from the linear run at linear's tuned lr and trained at that lr
@@ -94,7 +101,7 @@ STANDARD = {"cosine": "cosine:warmup=0.05", "linear": "linear:warmup=0.05",
             "wsd": "wsd:decay=0.2,shape=1-sqrt,warmup=0.05"}
 FITS = {"fit-constant": ("constant:warmup=0.05", 1.0), "fit-cosine": ("cosine:warmup=0.1", 0.5)}
 EXTRA = {"rex": "rex:warmup=0.05", "step": "step:milestones=[0.5,0.75],gamma=0.1,warmup=0.05"}
-LAW_METHODS = ("law-opt", "law-bnd", "law-bt", "law-ens")
+LAW_METHODS = ("law-opt", "law-bnd", "law-bt", "law-ens", "law-tgt")
 #: the law each single-law method optimizes
 METHOD_LAW = {"law-opt": "multipower", "law-bnd": "bound", "law-bt": "bound-transient"}
 NEW = (*LAW_METHODS, "refined", "ref-mono", "ref-iter")
@@ -131,10 +138,50 @@ def _fit_runs(store: Any, key: str, lr: float, seed: int) -> list[predict.Run]:
     return runs
 
 
+def _targets_loss(key: str) -> bool:
+    """Whether ``key``'s target is a loss to bring below a value (``law-tgt`` needs one)."""
+    target = _workload(key).target
+    return target.mode == "min" and target.metric.endswith("loss")
+
+
+def _target_in_law_units(store: Any, runs: list[predict.Run], law: Any, wl: Any) -> float:
+    """The workload's target (a validation loss) in the law's units (the training loss it was
+    fitted on): divided by the median ratio of the evaluated metric to the law's prediction
+    over the second half of each fitting run."""
+    ratios = []
+    for run in runs:
+        rows = [(e.step, e.value) for e in store.evals(run.trial_id)
+                if e.metric == wl.target.metric and e.step >= run.updates // 2]
+        steps = np.array([s for s, _ in rows])
+        pred = dataclasses.replace(law, warmup_steps=run.warmup_steps).predict(run.lrs[: run.updates], steps)
+        ratios += [v / p for (_, v), p in zip(rows, pred) if np.isfinite(p) and p > 0]
+    if not ratios:
+        raise SpecError(f"no {wl.target.metric} evaluations in the second half of the fitting runs")
+    return wl.target.value / statistics.median(ratios)
+
+
+def _target_schedule(store: Any, runs: list[predict.Run], wl: Any, base_lr: float, w: int) -> tuple[dict[str, Any], dict[str, float]]:
+    """``law-tgt``: the bound-transient law's optimal schedule for the shortest horizon ``h``
+    (a multiple of the evaluation cadence) at which its predicted loss reaches the target,
+    then the LR floor until ``T`` (the run is meant to stop at the target)."""
+    law = predict.fit_runs(runs, "bound-transient").law
+    goal = _target_in_law_units(store, runs, law, wl)
+    T, every = wl.budget_steps, max(1, wl.budget_steps // EVALS)
+    h = next((h for h in range(w + 3 + every, T + 1, every)
+              if law_optimal.optimize_schedule([law], h, base_lr, warmup_steps=w, iterations=300).predicted[0] <= goal), T)
+    res = law_optimal.optimize_schedule([law], h, base_lr, warmup_steps=w, iterations=2000)
+    mult = np.concatenate([res.multipliers, np.full(T - h, res.multipliers[-1])])
+    extra = {"law/suspect": float(bool(res.suspect)), "law/predicted": res.predicted[0],
+             "law/target_horizon": float(h), "law/target_in_law_units": goal}
+    return law_optimal.piecewise_spec(mult, w).to_dict(), extra
+
+
 def _law_schedule(store: Any, key: str, method: str, lr: float, seed: int, wl: Any) -> tuple[dict[str, Any], dict[str, float]]:
     base_lr = wl.default_hyperparameters["lr"]
     runs = _fit_runs(store, key, base_lr, seed)
     w = runs[0].warmup_steps
+    if method == "law-tgt":
+        return _target_schedule(store, runs, wl, base_lr, w)
     if method in METHOD_LAW:
         laws = [predict.fit_runs(runs, METHOD_LAW[method]).law]
         objective = "mean"
@@ -326,7 +373,8 @@ def main() -> None:
     chosen = NEW if args.methods is None else tuple(args.methods)
     if set(chosen) - set(NEW) or ("ref-iter" in chosen and "refined" not in chosen):
         raise SystemExit(f"--methods takes some of {', '.join(NEW)} (ref-iter with refined), got {' '.join(chosen)}")
-    new = {k: [m for m in chosen if not (args.quick and k.startswith("charlm") and m == "ref-iter")] for k in keys}
+    new = {k: [m for m in chosen if not (args.quick and k.startswith("charlm") and m == "ref-iter")
+               and not (m == "law-tgt" and not _targets_loss(k))] for k in keys}
     laws_run = [m for m in LAW_METHODS if m in chosen]
     refs_run = [m for m in ("refined", "ref-mono") if m in chosen]
 
@@ -337,7 +385,9 @@ def main() -> None:
     print(f"phase 1: {len(phase1)} runs (baselines over the lr grid, fitting runs)", flush=True)
     _sweep.execute(args.db, phase1, _label, _run, args.procs)
     lin_lr = {k: _tuned(args.db, k, "linear", grid[k], seeds)[0] for k in keys}
-    phase2 = [(args.db, k, m, lr, s) for k in keys for s in seeds for m in laws_run for lr in law_grid[k]]
+    # law-tgt's horizon is predicted for the lr its law was fitted at: it runs there only
+    lrs_of = {m: (lambda k: [base[k]]) if m == "law-tgt" else (lambda k: law_grid[k]) for m in laws_run}
+    phase2 = [(args.db, k, m, lr, s) for k in keys for s in seeds for m in laws_run for lr in lrs_of[m](k) if m in new[k]]
     phase2 += [(args.db, k, m, lin_lr[k], s) for k in keys for s in seeds for m in refs_run]
     print(f"phase 2: {len(phase2)} runs (law-optimal, refined)", flush=True)
     _sweep.execute(args.db, phase2, _label, _run, args.procs)
@@ -347,7 +397,7 @@ def main() -> None:
 
     n = len(seeds)
     nf = len(args.factors)
-    budget = {**{m: nf for m in STANDARD}, **{m: 1.5 + len(args.law_factors) for m in LAW_METHODS},
+    budget = {**{m: nf for m in STANDARD}, **{m: 1.5 + len(args.law_factors) for m in LAW_METHODS}, "law-tgt": 2.5,
               "refined": nf + 1, "ref-mono": nf + 1, "ref-iter": nf + 2}
     summary: dict[str, list[tuple[str, float, float]]] = {m: [] for m in chosen}
     for k in keys:
@@ -356,7 +406,7 @@ def main() -> None:
               f"default lr {base[k]:g}")
         print(f"  {'method':9} {'lr':>9} {'runs':>5} {'final val loss':>18} {'steps to target':>16}")
         tuned = {m: _tuned(args.db, k, m, grid[k], seeds) for m in STANDARD}
-        tuned.update({m: _tuned(args.db, k, m, law_grid[k], seeds) for m in laws_run})
+        tuned.update({m: _tuned(args.db, k, m, lrs_of[m](k), seeds) for m in laws_run if m in new[k]})
         tuned.update({m: (lin_lr[k], _cell(args.db, k, m, lin_lr[k], seeds)) for m in new[k] if m.startswith("ref")})
         for m, (lr, c) in tuned.items():
             print(f"  {m:9} {lr:9.4g} {budget[m]:5.1f} {_sweep.fmt_loss(c):>18} {_sweep.fmt_steps(c, n):>16}"
