@@ -34,6 +34,11 @@ Each run lasts about ``--seconds`` (steps calibrated on a warm-up run, at least 
 A stream that evaluates every step (``stream:permuted-digits``...) makes both loops evaluate
 every step: those rows take minutes (``--rounds 5`` is the least the issue asks).
 
+``--no-norms`` adds steplab without norms; ``--norms-floor`` adds the bare loop computing the
+recorder's norms with the recorder's own code, off its clock (median ratio to bare): work done
+between two updates slows the next update even when its own time is excluded (caches, branch
+predictors), so this is the floor for any recorder that records the three norms every step.
+
 Goal (issue 22): median <= 1.03 on every built-in workload.
 """
 
@@ -51,6 +56,7 @@ from steplab.analysis.seeds import seed_interval
 from steplab.analysis.timing import TRIAL_STEP_KEY, UNTIMED_KEY, cell_step_seconds
 from steplab.training.config import TrainConfig
 from steplab.training.loop import run_trial
+from steplab.training.trace_values import StepNorms
 
 WORKLOADS = ("logreg", "digits-mlp", "teacher-student", "modarith", "charlm", "mnist1d", "mnist1d:mlp",
              "mnist1d:logreg", "mnist1d:large", "shakespeare-char", "mnist1d-tasks", "modarith-skills",
@@ -78,11 +84,15 @@ def workload(key: str, steps: int) -> workloads.Workload:
     return workloads.get(name, variant or None, budget_steps=steps)
 
 
-def bare_loop(wl: workloads.Workload, algo: algorithms.ResolvedAlgorithm, seed: int, steps: int) -> tuple[float, float]:
+def bare_loop(wl: workloads.Workload, algo: algorithms.ResolvedAlgorithm, seed: int, steps: int,
+              norms: bool = False) -> tuple[float, float]:
     """Seconds per step (robust, wall) of the loop a user would write by hand. It evaluates
     at the workload's cadence, as steplab does, off its clock: an evaluation's time is
     excluded from both loops (AlgoPerf's rule) and its after-effect on the next update (cold
-    caches, memory given back) falls on both, so the ratio is the harness's alone."""
+    caches, memory given back) falls on both, so the ratio is the harness's alone. With
+    ``norms``, it also computes the recorder's three norms around each ``opt.step()`` with the
+    recorder's own code (``trace_values.StepNorms``), off its clock like the evaluations: the
+    floor of any recorder that records them, with nothing else of steplab's loop."""
     device = torch.device("cpu")
     torch.manual_seed(seed)
     model = wl.init_model(seed)
@@ -92,12 +102,21 @@ def bare_loop(wl: workloads.Workload, algo: algorithms.ResolvedAlgorithm, seed: 
     clock = time.perf_counter
     times = []
     every, evaluated = wl.eval_every, 0.0
+    step_norms, kept = StepNorms(True, True, True) if norms else None, []
     t0 = clock()
     for k in range(1, steps + 1):
         loss = wl.loss(model, next(batches))
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if step_norms is not None:
+            start = clock()
+            kept.append(step_norms.before(opt.param_groups))
+            evaluated += clock() - start
         opt.step()
+        if step_norms is not None:
+            start = clock()
+            kept.append(step_norms.after())
+            evaluated += clock() - start
         times.append(clock() - evaluated)
         sched.step()
         if k % every == 0 or k == steps:
@@ -138,20 +157,23 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=0.4, help="length of one run (sets the steps)")
     ap.add_argument("--norm-every", type=int, default=1)
     ap.add_argument("--no-norms", action="store_true", help="also time steplab with record_norms=False")
+    ap.add_argument("--norms-floor", action="store_true", help="also time the bare loop computing the recorder's "
+                    "norms off its clock (StepNorms alone): the floor of any recorder that records them")
     args = ap.parse_args()
     torch.set_num_threads(1)
     algo = algorithms.get_algorithm("adamw-cosine").with_hyperparameters({"lr": 1e-3})
     cfg = config(args.norm_every)
     head = (f"{'workload':33s} {'steps':>5s} {'bare ms':>8s} {'steplab':>8s} {'min':>6s} {'median':>6s} {'max':>6s}"
             f" {'90% interval (mean)':>19s} {'wall':>6s} {'noise':>6s}")
-    print(head + (f" {'no norms':>8s} {'median':>6s}" if args.no_norms else ""), flush=True)
+    print(head + (f" {'no norms':>8s} {'median':>6s}" if args.no_norms else "")
+          + (f" {'floor':>6s}" if args.norms_floor else ""), flush=True)
     worst = 0.0
     for key in args.workloads.split(","):
         probe = bare_loop(workload(key, 20), algo, 0, 20)[1]  # warm-up and calibration
         wl = workload(key, max(20, min(3000, round(args.seconds / probe))))
         steps = wl.budget_steps
         steplab_loop(wl, algo, 0, steps, cfg)  # warm-up: allocator, kernels, data cache
-        ratios, walls, ratios_nn, bares, full, nn, noise = [], [], [], [], [], [], []
+        ratios, walls, ratios_nn, bares, full, nn, noise, floor = [], [], [], [], [], [], [], []
         for r in range(args.rounds):
             # a sandwich, bare / steplab / bare: the mean of the two bare runs cancels a drift
             # of the machine's speed that is linear over the round
@@ -159,18 +181,24 @@ def main() -> None:
             s, s_wall = steplab_loop(wl, algo, r, steps, cfg)
             if args.no_norms:
                 s2 = steplab_loop(wl, algo, r, steps, config(args.norm_every, record_norms=False))[0]
+            if args.norms_floor:
+                f = bare_loop(wl, algo, r, steps, norms=True)[0]
             b2, b2_wall = bare_loop(wl, algo, r, steps)
             b, b_wall = (b1 + b2) / 2, (b1_wall + b2_wall) / 2
             bares.append(b), full.append(s), ratios.append(s / b), walls.append(s_wall / b_wall)
             noise.append(abs(b2 / b1 - 1))
             if args.no_norms:
                 nn.append(s2), ratios_nn.append(s2 / b)
+            if args.norms_floor:
+                floor.append(f / b)
         worst = max(worst, statistics.median(ratios))
         line = (f"{key:33s} {steps:5d} {1e3 * statistics.median(bares):8.3f} {1e3 * statistics.median(full):8.3f}"
                 f" {min(ratios):6.3f} {statistics.median(ratios):6.3f} {max(ratios):6.3f} {_interval(ratios):>19s}"
                 f" {statistics.median(walls):6.3f} {statistics.median(noise):6.3f}")
         if args.no_norms:
             line += f" {1e3 * statistics.median(nn):8.3f} {statistics.median(ratios_nn):6.3f}"
+        if args.norms_floor:
+            line += f" {statistics.median(floor):6.3f}"
         print(line, flush=True)
     print(f"largest median ratio: {worst:.3f} (goal <= 1.03)")
 
