@@ -26,7 +26,7 @@ budget T, ``--seeds`` seeds:
   on the same runs; the target converted to the law's units (the training loss) by the median
   ratio of the evaluated metric to the law over the fitting runs' second halves; the law's
   optimal schedule for the shortest horizon ``h`` (a multiple of the evaluation cadence) at
-  which it predicts the target, then the LR floor until ``T``. Trained at the default lr only
+  which it predicts the target, then that schedule's last LR until ``T``. Trained at the default lr only
   (the law knows no other; budget 2.5 runs). Each run stores its ``h`` (``law/target_horizon``):
   the law's prediction of the steps to target.
 * **refined** (Defazio et al. 2023, the paper's closed form, l1 norms), **ref-mono** (its
@@ -163,7 +163,7 @@ def _target_in_law_units(store: Any, runs: list[predict.Run], law: Any, wl: Any)
 def _target_schedule(store: Any, runs: list[predict.Run], wl: Any, base_lr: float, w: int) -> tuple[dict[str, Any], dict[str, float]]:
     """``law-tgt``: the bound-transient law's optimal schedule for the shortest horizon ``h``
     (a multiple of the evaluation cadence) at which its predicted loss reaches the target,
-    then the LR floor until ``T`` (the run is meant to stop at the target)."""
+    then that schedule's last LR until ``T`` (the run is meant to stop at the target)."""
     law = predict.fit_runs(runs, "bound-transient").law
     goal = _target_in_law_units(store, runs, law, wl)
     T, every = wl.budget_steps, max(1, wl.budget_steps // EVALS)
@@ -473,8 +473,8 @@ def plot_methods(db: str, key: str, lrs: dict[str, float], seeds: list[int], out
                     lr_series.append((method, trace["step"] + 1, trace["lr"], style))
                 rows = sorted((r.step, r.value) for r in store.evals(t.id) if r.metric == "validation/loss")
                 curves.append(dict(rows))
-            if curves:
-                common = sorted(set.intersection(*(set(c) for c in curves)))
+            common = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
+            if common:
                 half = [s for s in common if s >= common[-1] // 2]
                 mean = [statistics.fmean(c[s] for c in curves) for s in half]
                 loss_series.append((f"{method} (lr {lr:g})", half, mean, style))
