@@ -385,9 +385,11 @@ def main() -> None:
     print(f"phase 1: {len(phase1)} runs (baselines over the lr grid, fitting runs)", flush=True)
     _sweep.execute(args.db, phase1, _label, _run, args.procs)
     lin_lr = {k: _tuned(args.db, k, "linear", grid[k], seeds)[0] for k in keys}
-    # law-tgt's horizon is predicted for the lr its law was fitted at: it runs there only
-    lrs_of = {m: (lambda k: [base[k]]) if m == "law-tgt" else (lambda k: law_grid[k]) for m in laws_run}
-    phase2 = [(args.db, k, m, lr, s) for k in keys for s in seeds for m in laws_run for lr in lrs_of[m](k) if m in new[k]]
+    def law_lrs(method: str, key: str) -> list[float]:
+        """law-tgt's horizon is predicted for the lr its law was fitted at: it runs there only."""
+        return [base[key]] if method == "law-tgt" else law_grid[key]
+
+    phase2 = [(args.db, k, m, lr, s) for k in keys for s in seeds for m in laws_run for lr in law_lrs(m, k) if m in new[k]]
     phase2 += [(args.db, k, m, lin_lr[k], s) for k in keys for s in seeds for m in refs_run]
     print(f"phase 2: {len(phase2)} runs (law-optimal, refined)", flush=True)
     _sweep.execute(args.db, phase2, _label, _run, args.procs)
@@ -406,7 +408,7 @@ def main() -> None:
               f"default lr {base[k]:g}")
         print(f"  {'method':9} {'lr':>9} {'runs':>5} {'final val loss':>18} {'steps to target':>16}")
         tuned = {m: _tuned(args.db, k, m, grid[k], seeds) for m in STANDARD}
-        tuned.update({m: _tuned(args.db, k, m, lrs_of[m](k), seeds) for m in laws_run if m in new[k]})
+        tuned.update({m: _tuned(args.db, k, m, law_lrs(m, k), seeds) for m in laws_run if m in new[k]})
         tuned.update({m: (lin_lr[k], _cell(args.db, k, m, lin_lr[k], seeds)) for m in new[k] if m.startswith("ref")})
         for m, (lr, c) in tuned.items():
             print(f"  {m:9} {lr:9.4g} {budget[m]:5.1f} {_sweep.fmt_loss(c):>18} {_sweep.fmt_steps(c, n):>16}"
