@@ -1,8 +1,13 @@
 """Trials per second of the process pool and Ray against running trials one by one.
 
-Runs one fixed batch of 8 short CPU trials (digits-mlp, teacher-student, logreg; one torch
+Runs one batch of 8 short CPU trials (digits-mlp, teacher-student, logreg; one torch
 thread each, trained to the end of the budget) three ways, each batch into its own
-temporary SQLite store, and prints wall times and throughput ratios against the serial run:
+temporary SQLite store, and prints wall times and throughput ratios against the serial run.
+Each trial's budget is calibrated to take about ``--seconds`` on one core of this machine (a
+probe run per workload), so the batch is balanced: 8 equal trials on 2 workers end together,
+and the ratios measure the executor, not how the batch happens to split (the fixed budgets of
+``--seconds 0 --scale S`` took 0.7-1.4 s each at ``--scale 0.5`` on this machine in December
+2026, a spread that alone caps a 2-worker ratio near 1.91). The executors:
 
 * ``serial``: :class:`~steplab.training.executors.SerialExecutor` in this process;
 * ``pool``: :class:`~steplab.training.executors.ProcessPoolExecutor` with ``--workers`` processes;
@@ -31,7 +36,8 @@ before and after, and the processes a local Ray instance runs.
 Usage::
 
     .venv/bin/python benchmarks/throughput.py
-    .venv/bin/python benchmarks/throughput.py --workers 4 --scale 1 --rounds 5
+    .venv/bin/python benchmarks/throughput.py --workers 4 --seconds 4 --rounds 5
+    .venv/bin/python benchmarks/throughput.py --seconds 0 --scale 0.5   # the fixed budgets
     .venv/bin/python benchmarks/throughput.py --no-pool     # Ray only
 """
 
@@ -50,7 +56,8 @@ from steplab.algorithms import get_algorithm
 from steplab.training.executors import Executor, ProcessPoolExecutor, RayExecutor, SerialExecutor
 from steplab.training.jobs import Job, execute
 
-#: (workload, budget_steps, lr): about 4-5 s each on one free core at ``--scale 1``
+#: (workload, budget_steps, lr): the fixed batch of ``--seconds 0`` (about 4-5 s each on one
+#: free core at ``--scale 1`` when written; 1.5-2.8 s by December 2026)
 BATCH = [
     ("digits-mlp", 4000, 3e-3),
     ("digits-mlp", 4000, 1e-2),
@@ -63,13 +70,14 @@ BATCH = [
 ]
 
 
-def make_jobs(scale: float, seed: int = 0) -> list[Job]:
+def make_jobs(scale: float, seed: int = 0, budgets: dict[str, int] | None = None) -> list[Job]:
+    """The batch with every budget times ``scale``, or each workload's budget from ``budgets``."""
     algo = get_algorithm("adamw-cosine")
     return [
         Job(
             workload=workload,
             variant="base",
-            budget_steps=max(1, round(budget * scale)),
+            budget_steps=budgets[workload] if budgets else max(1, round(budget * scale)),
             target=None,
             algorithm=algo.with_hyperparameters({"lr": lr}).to_dict(),
             seed=seed,
@@ -81,6 +89,21 @@ def make_jobs(scale: float, seed: int = 0) -> list[Job]:
         )
         for i, (workload, budget, lr) in enumerate(BATCH)
     ]
+
+
+def calibrated_budgets(seconds: float, probe_scale: float = 0.1) -> dict[str, int]:
+    """Each workload's budget for a trial of about ``seconds`` here: a probe trial (no store)
+    at ``probe_scale`` of the fixed budget, its time per step (a trial's fixed cost included,
+    which the calibrated trial pays too, once) scaled up."""
+    budgets: dict[str, int] = {}
+    for job in make_jobs(probe_scale):
+        if job.workload in budgets:
+            continue
+        t0 = time.perf_counter()
+        execute(job, None)
+        per_step = (time.perf_counter() - t0) / job.budget_steps
+        budgets[job.workload] = max(20, round(seconds / per_step))
+    return budgets
 
 
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -178,18 +201,17 @@ def ray_processes() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--scale", type=float, default=0.5, help="multiply every budget")
+    parser.add_argument("--seconds", type=float, default=2.0,
+                        help="each trial's length on one core, budgets calibrated here (0: the fixed budgets x --scale)")
+    parser.add_argument("--scale", type=float, default=0.5, help="with --seconds 0: multiply every fixed budget")
     parser.add_argument("--rounds", type=int, default=3, help="warm rounds per executor")
     parser.add_argument("--no-ray", action="store_true")
     parser.add_argument("--no-pool", action="store_true", help="measure Ray only (a shorter run)")
     args = parser.parse_args()
-    jobs = make_jobs(args.scale)
+    if args.seconds < 0:
+        raise SystemExit(f"--seconds must be >= 0, got {args.seconds}")
 
     print(f"cores: {os.cpu_count()}, load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(
-        f"batch: {len(jobs)} trials, " + ", ".join(f"{j.workload}/{j.budget_steps}" for j in jobs)
-        + f"; {args.rounds} warm rounds per executor"
-    )
     with tempfile.TemporaryDirectory() as tmp:
         counter = iter(range(10_000))
 
@@ -203,6 +225,12 @@ def main() -> None:
         for job in make_jobs(0.005)[::3]:
             execute(job, None)
         lazy = time.perf_counter() - t0
+        jobs = make_jobs(args.scale, budgets=calibrated_budgets(args.seconds) if args.seconds else None)
+        print(
+            f"batch: {len(jobs)} trials, " + ", ".join(f"{j.workload}/{j.budget_steps}" for j in jobs)
+            + (f" (about {args.seconds:g} s each)" if args.seconds else f" (fixed budgets x {args.scale:g})")
+            + f"; {args.rounds} warm rounds per executor", flush=True,
+        )
 
         candidates: list[tuple[str, type[Executor]]] = []
         if not args.no_pool:
