@@ -298,3 +298,108 @@ def test_flat_cpu_norms_equal_the_per_tensor_kernels(monkeypatch: pytest.MonkeyP
     np.testing.assert_allclose(flat["grad_norm_l1"], expected[:, 1], rtol=1e-6)
     np.testing.assert_allclose(flat["update_norm"], 0.1 * flat["grad_norm"], rtol=1e-5)
     assert flat["grad_norm_l1"][2] - flat["grad_norm_l1"][1] > 10.0  # the new group's |2 * late| sums to 12
+
+
+def _textbook_steps(opt: torch.optim.Optimizer, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                    rec: Recorder, steps: int) -> np.ndarray:
+    """``steps`` SGD steps logged into ``rec``: per step the textbook gradient l2 and l1 norms
+    and the update norm, computed by hand from copies."""
+    out = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = loss_of(model, x, y)
+        loss.backward()
+        g = torch.cat([p.grad.flatten() for p in model.parameters()]).double()
+        old = torch.cat([p.detach().flatten() for p in model.parameters()]).double()
+        opt.step()
+        new = torch.cat([p.detach().flatten() for p in model.parameters()]).double()
+        out.append((g.norm().item(), g.abs().sum().item(), (old - new).norm().item()))
+        rec.log(loss)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("ring_bytes,rows", [(None, 3), (1, 1)])
+def test_cpu_ring_is_reduced_when_full_and_allocated_once(monkeypatch: pytest.MonkeyPatch, ring_bytes: int | None,
+                                                          rows: int) -> None:
+    """The CPU ring holds at most ``RING_ROWS`` steps (and at most ``RING_BYTES``, but one row
+    at least): filling it reduces it, its memory is allocated once, and every step's norms are
+    the textbook ones, across ring reductions and flushes at other steps (momentum makes the
+    update differ from lr times the gradient)."""
+    from steplab.training import trace_values
+
+    monkeypatch.setattr(trace_values, "RING_ROWS", 3)
+    if ring_bytes is not None:
+        monkeypatch.setattr(trace_values, "RING_BYTES", ring_bytes)
+    model, x, y = tiny_problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    rec = Recorder(opt, flush_every=5)
+    expected = _textbook_steps(opt, model, x, y, rec, 2)
+    norms = rec._norms
+    assert norms is not None and norms._flat and norms._ring.shape[0] == rows
+    ring = norms._ring.data_ptr()
+    expected = np.concatenate([expected, _textbook_steps(opt, model, x, y, rec, 9)])
+    assert norms._ring.data_ptr() == ring  # no new memory per step
+    trace = rec.trace()
+    rec.close()
+    np.testing.assert_allclose(trace["grad_norm"], expected[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(trace["grad_norm_l1"], expected[:, 1], rtol=1e-6)
+    np.testing.assert_allclose(trace["update_norm"], expected[:, 2], rtol=1e-5)
+    assert not np.allclose(trace["update_norm"], 0.1 * trace["grad_norm"], rtol=1e-3)
+
+
+def test_cpu_ring_values_arrive_at_settle_and_an_unfinished_step_has_no_update() -> None:
+    """The ring path hands out :class:`Deferred` values, filled by ``settle``; a step whose
+    ``after`` never ran (it raised) keeps its gradient norms and has no update norm, and the
+    next step pairs with its own snapshot, not the unfinished one's."""
+    from steplab.training.trace_values import Deferred, StepNorms
+
+    model, x, y = tiny_problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    norms = StepNorms(True, True, True)
+    loss_of(model, x, y).backward()
+    g = torch.cat([p.grad.flatten() for p in model.parameters()])
+    first = norms.before(opt.param_groups)  # the step raises: no after()
+    unfinished = norms._marks[-1][2]
+    second = norms.before(opt.param_groups)
+    opt.step()
+    update = norms.after()
+    assert all(isinstance(v, Deferred) and v.value is None for v in (*first, *second, update))
+    norms.settle()
+    for gn, gn1 in (first, second):
+        assert gn.value == pytest.approx(g.norm().item(), rel=1e-6)
+        assert gn1.value == pytest.approx(g.abs().sum().item(), rel=1e-6)
+    assert update.value == pytest.approx(0.5 * g.norm().item(), rel=1e-5)
+    assert unfinished is not None and unfinished.value is None
+    norms.settle()  # nothing kept: a no-op
+    assert norms._used == 0
+
+
+def test_amend_reads_a_deferred_norm() -> None:
+    """``amend`` returns the value it replaces even while the ring still holds it."""
+    model, x, y = tiny_problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    rec = Recorder(opt)
+    expected = _textbook_steps(opt, model, x, y, rec, 1)
+    old = rec.amend(grad_norm=2.5)
+    assert old["grad_norm"] == pytest.approx(expected[0, 0], rel=1e-6)
+    trace = rec.trace()
+    rec.close()
+    assert trace["grad_norm"][0] == 2.5
+    assert trace["update_norm"][0] == pytest.approx(expected[0, 2], rel=1e-5)
+
+
+def test_a_parameter_that_changes_shape_in_place_gets_new_buffers() -> None:
+    """A parameter replaced in place by one of another shape (network surgery) is measured
+    in its new shape from that step on: the norms of the step after the change are the
+    textbook ones (a copy into the old views would have broadcast silently)."""
+    model, x, y = tiny_problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    rec = Recorder(opt)
+    _textbook_steps(opt, model, x, y, rec, 2)
+    with torch.no_grad():  # (3,) -> (1,): a copy into the old (3,) views would broadcast silently
+        model[0].bias.data = torch.full((1,), 0.5)
+    expected = _textbook_steps(opt, model, x, y, rec, 2)
+    trace = rec.trace()
+    rec.close()
+    np.testing.assert_allclose(trace["grad_norm"][2:], expected[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(trace["update_norm"][2:], expected[:, 2], rtol=1e-5)

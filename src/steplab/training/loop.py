@@ -276,7 +276,10 @@ def train(trainee: Trainee, task: Task, batches: Iterator[Any], rec: Recorder, p
     monitors are measured before the first update (a run from step 0) and every
     ``monitoring.every`` updates, outside the training clock, as ``dynamics/...`` metrics."""
     device, budget = trainee.device, plan.budget_steps
-    check_every = 1 if device.type == "cpu" else plan.eval_every
+    # on the CPU the loss is read every step (one item(), which also goes to the recorder: no
+    # tensor kept); on an accelerator at evaluations only, so nothing synchronizes per step
+    on_host = device.type == "cpu"
+    loss_every = 1 if on_host else plan.eval_every
     extra_evals = set(plan.eval_steps)
     rule = Divergence(plan.divergence_factor, frozenset({plan.start_step, *plan.divergence_resets}))
     if math.isfinite(plan.divergence_reference):
@@ -312,10 +315,11 @@ def train(trainee: Trainee, task: Task, batches: Iterator[Any], rec: Recorder, p
                 break
             loss = trainee.step(task, next(batches))
             rec.pause()  # from here to the next update: the harness's bookkeeping, not training time
-            rec.log(loss)
+            value = loss.item() if on_host else math.nan
+            rec.log(value if on_host else loss)
             out.steps = done = step + 1
-            if step % check_every == 0 or done == budget:
-                if why := rule.check_loss(step, float(loss.detach())):
+            if step % loss_every == 0 or done == budget:
+                if why := rule.check_loss(step, value if on_host else loss.item()):
                     stop("diverged", why)
                     break
             if monitoring is not None and monitoring.due(done):

@@ -19,8 +19,9 @@ norms of the gradient (l2 and l1) and of the update ``theta_new - theta_old`` (l
 ``norm_every`` steps (default: every step; NaN on the others). Norms come from optimizer step hooks
 (``Optimizer.register_step_pre_hook``/``register_step_post_hook``, torch >= 2.0) over all
 parameters that have a gradient, as ``torch.nn.utils.clip_grad_norm_`` defines them, in a
-few whole-model kernels a step (:class:`~steplab.training.trace_values.StepNorms`: one flat
-copy on the CPU, ``torch._foreach_norm`` on an accelerator). They stay on the device and are
+few whole-model kernels a step (:class:`~steplab.training.trace_values.StepNorms`: on the CPU
+copies into a preallocated ring reduced a ring at a time, nothing allocated per step;
+``torch._foreach_norm`` on an accelerator). They stay on the device and are
 reduced and copied to the host once every ``flush_every`` steps, so recording adds no
 per-step host-device synchronization; timestamps are host ``perf_counter`` readings.
 """
@@ -43,6 +44,7 @@ from steplab.store import Store, new_worker_id, open_store
 from steplab.training.clock import TrainingClock
 from steplab.training.monitoring import Monitoring, check_every, monitor_list
 from steplab.training.trace_values import (
+    Deferred,
     PartialNorm,
     StepNorms,
     materialize,
@@ -302,7 +304,10 @@ class Recorder(TrainingClock):
                     "update_norm (the loss goes through log())"
                 )
             j = STEP_COLUMNS.index(column)
-            old[column] = row[j].value() if isinstance(row[j], PartialNorm) else row[j]
+            if isinstance(row[j], Deferred) and self._norms is not None:
+                self._norms.settle()
+            old[column] = (row[j].value() if isinstance(row[j], PartialNorm)
+                           else row[j].value if isinstance(row[j], Deferred) else row[j])
             if isinstance(value, torch.Tensor):
                 row[j] = value.detach().reshape(())
             else:
@@ -334,6 +339,8 @@ class Recorder(TrainingClock):
         time is not training time."""
         start = time.perf_counter()
         if self._pending:
+            if self._norms is not None:
+                self._norms.settle()
             rows = materialize(self._pending)
             self._pending = []
             if self.store is not None:
