@@ -36,9 +36,9 @@ every step: those rows take minutes (``--rounds 5`` is the least the issue asks)
 
 ``--no-norms`` adds steplab without norms; ``--norms-floor`` adds the bare loop computing the
 recorder's norms with the recorder's own code, off its clock (median ratio to bare): work done
-between two updates slows the next update even when its own time is excluded (chiefly
-allocation, which hands the step's temporaries colder memory; caches), so this is the floor
-of the recorder's norms as written.
+between two updates slows the next update even when its own time is excluded (allocation
+most, which hands the step's temporaries colder memory: ``benchmarks/between_steps.py``), so
+this is the floor of the recorder's norms as written.
 
 Goal (issue 22): median <= 1.03 on every built-in workload.
 """

@@ -114,9 +114,9 @@ class StepNorms:
       in three batched kernels (``vector_norm(dim=1)``, ``abs().sum(dim=1)``, and the norm of
       the difference) and hands the values to the :class:`Deferred` s the hooks returned. Work
       between two updates slows the next update even when its own time is excluded, and on
-      the CPU what does so is chiefly allocation (the allocator hands the step's temporaries
-      colder memory): a loop that allocates nothing per step costs a logreg step 1.035x
-      against 1.12x for the same norms from fresh flat copies (``benchmarks/overhead.py``);
+      the CPU allocation does so most (the allocator hands the step's temporaries colder
+      memory): off a bare loop's clock, these norms cost a logreg step 1.05x against 1.10x
+      for the same norms from fresh flat copies (``benchmarks/between_steps.py``);
     * **fused** (dense tensors on one device, e.g. CUDA): one ``torch._foreach_norm`` per
       order (one multi-tensor kernel there), reduced at flush (:class:`PartialNorm`), and
       per-parameter buffers for the update;
