@@ -61,7 +61,7 @@ def test_run_interrupted_keeps_the_trial(tmp_path: Path, signum: int, code: int)
     with open_store(db) as store:
         (trial,) = store.list_trials()
         rows = store.step_rows(trial.id)
-    assert trial.status == "interrupted"
+    assert trial.status == "interrupted", done.stderr
     assert trial.steps == len(rows) > 0  # every step taken is kept, and counted
     assert trial.time_to_target_s == float("inf")
     line = " ".join(done.stderr.split())

@@ -403,3 +403,25 @@ def test_a_parameter_that_changes_shape_in_place_gets_new_buffers() -> None:
     rec.close()
     np.testing.assert_allclose(trace["grad_norm"][2:], expected[:, 0], rtol=1e-6)
     np.testing.assert_allclose(trace["update_norm"][2:], expected[:, 2], rtol=1e-5)
+
+
+def test_cpu_ring_settles_when_an_interrupt_left_its_counts_out_of_step() -> None:
+    """Ctrl-C lands between two statements: a row counted without its marks (or the other way
+    round) must not stop the recorder from closing; the complete rows keep their values."""
+    from steplab.training.trace_values import StepNorms
+
+    model, x, y = tiny_problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    norms = StepNorms(True, True, True)
+    loss_of(model, x, y).backward()
+    g = torch.cat([p.grad.flatten() for p in model.parameters()])
+    gn, _ = norms.before(opt.param_groups)
+    opt.step()
+    norms.after()
+    norms._marks.append(norms._marks[-1])  # marks of a row the ring never counted
+    norms._finished.append(False)
+    norms.settle()
+    assert gn.value == pytest.approx(g.norm().item(), rel=1e-6)
+    norms.before(opt.param_groups)
+    norms._used += 1  # a row counted whose marks were never appended
+    norms.clear()

@@ -269,6 +269,9 @@ class StepNorms:
         value (an update norm only where its step finished)."""
         used, self._used = self._used, 0
         marks, finished, self._marks, self._finished = self._marks, self._finished, [], []
+        # Ctrl-C between two statements of _keep can leave the three out of step: the rows
+        # all three count are the ones to reduce (the recorder closes after an interrupt)
+        used = min(used, len(marks), len(finished))
         if not used:
             return
         grad_mode = torch.is_grad_enabled()
@@ -288,7 +291,7 @@ class StepNorms:
                 columns[2] = torch.linalg.vector_norm(change, dim=1, dtype=torch.float32).tolist()
         finally:
             torch._C._set_grad_enabled(grad_mode)
-        for i, row_marks in enumerate(marks):
+        for i, row_marks in enumerate(marks[:used]):
             for j, mark in enumerate(row_marks):
                 if mark is not None and (j < 2 or finished[i]):
                     mark.value = columns[j][i]  # type: ignore[index]
