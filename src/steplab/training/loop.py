@@ -315,11 +315,11 @@ def train(trainee: Trainee, task: Task, batches: Iterator[Any], rec: Recorder, p
                 break
             loss = trainee.step(task, next(batches))
             rec.pause()  # from here to the next update: the harness's bookkeeping, not training time
-            value = loss.item() if on_host else math.nan
-            rec.log(value if on_host else loss)
+            logged = loss.item() if on_host else loss  # the CPU: one item() for the recorder and the check
+            rec.log(logged)
             out.steps = done = step + 1
             if step % loss_every == 0 or done == budget:
-                if why := rule.check_loss(step, value if on_host else loss.item()):
+                if why := rule.check_loss(step, logged if on_host else loss.item()):
                     stop("diverged", why)
                     break
             if monitoring is not None and monitoring.due(done):
